@@ -1,0 +1,134 @@
+//! The storage vocabulary the typed caches speak, and its two backends.
+//!
+//! Key/value: get, mget, set (with TTL), delete, exists. Series: upsert bars,
+//! newest N, time range, latest of many. Redis-specific tricks (pipelines,
+//! scripts) stay in `redis.rs`; `memory.rs` keeps the same semantics in-process.
+
+mod memory;
+mod redis;
+
+pub(crate) use self::memory::MemoryBackend;
+pub(crate) use self::redis::RedisBackend;
+
+use crate::error::Result;
+use bytes::Bytes;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// One batch of bars for a series: records sorted by timestamp, one per timestamp.
+pub(crate) struct SeriesWrite<'a> {
+    pub key: &'a str,
+    pub items: &'a [(i64, Bytes)],
+    pub ttl: Duration,
+    pub max_len: Option<NonZeroUsize>,
+}
+
+/// The configured backend. An enum rather than a trait object: two variants,
+/// static dispatch, no boxed futures on the hot path.
+pub(crate) enum Backend {
+    Memory(MemoryBackend),
+    Redis(RedisBackend),
+}
+
+/// Calls the same method on whichever backend is configured.
+macro_rules! dispatch {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            Backend::Memory(b) => b.$method($($arg),*),
+            Backend::Redis(b) => b.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Backend {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Backend::Memory(_) => "embedded",
+            Backend::Redis(_) => "redis",
+        }
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        dispatch!(self.get(key))
+    }
+
+    /// One value per key, in order, in one round trip.
+    pub(crate) async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self.mget(keys))
+    }
+
+    /// Sets `key`; `ttl` of `None` keeps it until deleted or evicted.
+    pub(crate) async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        dispatch!(self.set(key, value, ttl))
+    }
+
+    /// Sets every pair with one TTL, in one round trip.
+    pub(crate) async fn set_many(&self, items: &[(String, Bytes)], ttl: Duration) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self.set_many(items, ttl))
+    }
+
+    /// Deletes the keys; returns how many existed.
+    pub(crate) async fn delete(&self, keys: &[String]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        dispatch!(self.delete(keys))
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
+        dispatch!(self.exists(key))
+    }
+
+    /// Inserts or replaces bars by timestamp; each batch is applied whole.
+    pub(crate) async fn series_upsert(&self, write: &SeriesWrite<'_>) -> Result<()> {
+        if write.items.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self.series_upsert(write))
+    }
+
+    /// The newest `n` records, newest first.
+    pub(crate) async fn series_newest(&self, key: &str, n: usize) -> Result<Vec<Bytes>> {
+        dispatch!(self.series_newest(key, n))
+    }
+
+    /// Records with `from <= ts <= to`, oldest first, at most `limit`.
+    pub(crate) async fn series_range(
+        &self,
+        key: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Bytes>> {
+        dispatch!(self.series_range(key, from, to, limit))
+    }
+
+    /// The newest record of each series, in order, in one round trip.
+    pub(crate) async fn series_latest_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self.series_latest_many(keys))
+    }
+
+    /// Answers when the backend is reachable.
+    pub(crate) async fn ping(&self) -> Result<()> {
+        dispatch!(self.ping())
+    }
+
+    /// Deletes every key starting with `prefix`; returns how many.
+    pub(crate) async fn clear_prefix(&self, prefix: &str) -> Result<u64> {
+        dispatch!(self.clear_prefix(prefix))
+    }
+
+    /// Deletes everything in the database, other programs' keys included.
+    pub(crate) async fn flush_db(&self) -> Result<()> {
+        dispatch!(self.flush_db())
+    }
+}

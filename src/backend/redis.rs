@@ -1,0 +1,253 @@
+//! The Redis backend: one multiplexed connection with automatic reconnect
+//! (redis-rs `ConnectionManager`), every call bounded by the response timeout.
+//!
+//! A series is a sorted set of bar records scored by open time. Writes go
+//! through a Lua script, one call per chunk, all chunks pipelined: a script
+//! runs atomically, so a chunk is applied whole and a reader never sees a bar
+//! replaced halfway. Reads are single commands, so one round trip each.
+
+use super::SeriesWrite;
+use crate::config::CacheConfig;
+use crate::error::{Error, ErrorKind, Result};
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, Pipeline};
+use std::future::Future;
+use std::time::Duration;
+
+/// Bars per script call: bounded so that no command or reply is huge and Lua's
+/// `unpack` stays under its stack limit (8000 values; we pass 2 per bar).
+pub(crate) const CHUNK_BARS: usize = 2_000;
+
+/// Keys per SCAN step and per UNLINK of `clear_prefix`.
+const CLEAR_BATCH: usize = 1_000;
+
+/// Inserts or replaces bars by timestamp, sets the TTL, trims to a cap.
+/// KEYS[1]: the series. ARGV: ttl ms, cap (0: none), then ts, record pairs
+/// sorted by ts with one record per ts.
+const UPSERT_LUA: &str = r#"#!lua
+local key = KEYS[1]
+local n = #ARGV
+local fresh, zadd = {}, {}
+for i = 3, n, 2 do
+  fresh[tonumber(ARGV[i])] = true
+  zadd[#zadd + 1] = ARGV[i]
+  zadd[#zadd + 1] = ARGV[i + 1]
+end
+local old = redis.call('ZRANGE', key, ARGV[3], ARGV[n - 1], 'BYSCORE', 'WITHSCORES')
+local stale = {}
+for i = 1, #old, 2 do
+  if fresh[tonumber(old[i + 1])] then stale[#stale + 1] = old[i] end
+end
+if #stale > 0 then redis.call('ZREM', key, unpack(stale)) end
+redis.call('ZADD', key, unpack(zadd))
+redis.call('PEXPIRE', key, ARGV[1])
+local cap = tonumber(ARGV[2])
+if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
+return (n - 2) / 2
+"#;
+
+pub(crate) struct RedisBackend {
+    conn: ConnectionManager,
+    /// The response timeout plus a margin: the outer bound on any one call.
+    deadline: Duration,
+    upsert: redis::Script,
+}
+
+impl RedisBackend {
+    /// Connects, failing within the connect timeout when Redis is unreachable.
+    pub(crate) async fn connect(config: &CacheConfig) -> Result<Self> {
+        let info = config
+            .redis_info()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "Redis is not configured"))?;
+        let client = redis::Client::open(info.clone())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout()))
+            .set_response_timeout(Some(config.response_timeout()))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1));
+        let deadline = config.response_timeout() + Duration::from_millis(250);
+        let connect = ConnectionManager::new_with_config(client, manager_config);
+        let total = config.connect_timeout() * 3 + Duration::from_secs(1);
+        let conn = bounded(total, connect).await?;
+        Ok(Self {
+            conn,
+            deadline,
+            upsert: redis::Script::new(UPSERT_LUA),
+        })
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
+        let mut conn = self.conn.clone();
+        bounded(self.deadline, cmd.query_async(&mut conn)).await
+    }
+
+    async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T> {
+        let mut conn = self.conn.clone();
+        bounded(self.deadline, pipe.query_async(&mut conn)).await
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+
+    pub(crate) async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        self.query(redis::cmd("MGET").arg(keys)).await
+    }
+
+    pub(crate) async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value.as_ref());
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl_millis(ttl));
+        }
+        self.query(&cmd).await
+    }
+
+    pub(crate) async fn set_many(&self, items: &[(String, Bytes)], ttl: Duration) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for (key, value) in items {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(ttl_millis(ttl))
+                .ignore();
+        }
+        self.query_pipe(&pipe).await
+    }
+
+    pub(crate) async fn delete(&self, keys: &[String]) -> Result<u64> {
+        self.query(redis::cmd("UNLINK").arg(keys)).await
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
+        self.query(redis::cmd("EXISTS").arg(key)).await
+    }
+
+    pub(crate) async fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
+        let pipe = self.upsert_pipeline(w);
+        match self.query_pipe::<()>(&pipe).await {
+            // After a restart or SCRIPT FLUSH the script is gone: load it and
+            // send again. Safe to repeat: an upsert is idempotent.
+            Err(e) if is_noscript(&e) => {
+                self.query::<String>(redis::cmd("SCRIPT").arg("LOAD").arg(UPSERT_LUA))
+                    .await?;
+                self.query_pipe(&pipe).await
+            }
+            other => other,
+        }
+    }
+
+    fn upsert_pipeline(&self, w: &SeriesWrite<'_>) -> Pipeline {
+        let cap = w.max_len.map_or(0, |m| m.get());
+        let mut pipe = redis::pipe();
+        for chunk in w.items.chunks(CHUNK_BARS) {
+            let cmd = pipe
+                .cmd("EVALSHA")
+                .arg(self.upsert.get_hash())
+                .arg(1)
+                .arg(w.key)
+                .arg(ttl_millis(w.ttl))
+                .arg(cap);
+            for (ts, record) in chunk {
+                cmd.arg(*ts).arg(record.as_ref());
+            }
+            cmd.ignore();
+        }
+        pipe
+    }
+
+    pub(crate) async fn series_newest(&self, key: &str, n: usize) -> Result<Vec<Bytes>> {
+        let stop = n as i64 - 1;
+        self.query(redis::cmd("ZRANGE").arg(key).arg(0).arg(stop).arg("REV"))
+            .await
+    }
+
+    pub(crate) async fn series_range(
+        &self,
+        key: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Bytes>> {
+        let cmd = redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(from)
+            .arg(to)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .to_owned();
+        self.query(&cmd).await
+    }
+
+    pub(crate) async fn series_latest_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("ZRANGE").arg(key).arg(0).arg(0).arg("REV");
+        }
+        let replies: Vec<Vec<Bytes>> = self.query_pipe(&pipe).await?;
+        Ok(replies.into_iter().map(|r| r.into_iter().next()).collect())
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    /// SCAN + UNLINK in batches: never blocks Redis the way `KEYS` or a
+    /// `FLUSHDB` of a shared database would.
+    pub(crate) async fn clear_prefix(&self, prefix: &str) -> Result<u64> {
+        let pattern = format!("{prefix}*");
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let scan = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(CLEAR_BATCH)
+                .to_owned();
+            let (next, keys): (u64, Vec<String>) = self.query(&scan).await?;
+            if !keys.is_empty() {
+                deleted += self.delete(&keys).await?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    pub(crate) async fn flush_db(&self) -> Result<()> {
+        self.query(&redis::cmd("FLUSHDB")).await
+    }
+}
+
+/// Runs a Redis future within `limit`; past it, a timeout error.
+async fn bounded<T>(
+    limit: Duration,
+    fut: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result.map_err(Error::from),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("Redis did not answer within {limit:?}"),
+        )),
+    }
+}
+
+fn is_noscript(e: &Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<redis::RedisError>())
+        .is_some_and(|r| r.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+}
+
+/// TTLs go to Redis in milliseconds; config and callers reject anything under 1 ms.
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}

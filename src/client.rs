@@ -1,0 +1,191 @@
+//! `RedisClient`: the original's low-level calls, on whichever backend is
+//! configured. Keys live under `{namespace}:kv:`, so they never collide with
+//! the typed caches' keys and `clear_all` removes them too. Values are stored
+//! as given, without this crate's header: they are the caller's own bytes.
+
+use crate::error::{Error, Result};
+use crate::manager::Shared;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Largest value accepted by the setters: Redis' own limit is 512 MB.
+pub const MAX_VALUE_LEN: usize = 64 << 20;
+
+/// Low-level get/set/delete/exists, JSON and bytes, on the configured backend.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> iftb_cache::Result<()> {
+/// use iftb_cache::{CacheConfig, CacheManager};
+/// use std::time::Duration;
+/// let cache = CacheManager::connect(CacheConfig::embedded()).await?;
+/// let client = cache.client();
+/// client.set("greeting", "hello", Some(Duration::from_secs(60))).await?;
+/// assert_eq!(client.get("greeting").await?.as_deref(), Some("hello"));
+/// assert!(client.delete("greeting").await?);
+/// assert!(!client.exists("greeting").await?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy)]
+pub struct RedisClient<'a> {
+    shared: &'a Shared,
+}
+
+impl<'a> RedisClient<'a> {
+    pub(crate) fn new(shared: &'a Shared) -> Self {
+        Self { shared }
+    }
+
+    /// The value at `key` as text; `None` when missing.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the value is not UTF-8;
+    /// backend errors as [`get_bytes`](Self::get_bytes).
+    pub async fn get(&self, key: &str) -> Result<Option<String>> {
+        let Some(bytes) = self.get_bytes(key).await? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|e| Error::codec(format!("value at {key:?} is not UTF-8")).with_source(e));
+        self.shared.observe("get", key, text.map(Some))
+    }
+
+    /// Sets `key` to `value`, expiring after `ttl` (`None`: no expiry).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key,
+    /// a zero TTL or a value over [`MAX_VALUE_LEN`]; backend errors otherwise.
+    pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
+        self.set_bytes(key, Bytes::copy_from_slice(value.as_bytes()), ttl)
+            .await
+    }
+
+    /// The raw bytes at `key`; `None` when missing.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key;
+    /// connection, timeout or server errors from the backend.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
+        let full = self.shared.keys.kv(key)?;
+        let result = self.shared.backend.get(&full).await;
+        let value = self.shared.observe("get", &full, result)?;
+        self.shared.record_read(&full, value.is_some());
+        Ok(value)
+    }
+
+    /// Sets `key` to raw bytes, expiring after `ttl` (`None`: no expiry).
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    pub async fn set_bytes(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        let full = self.shared.keys.kv(key)?;
+        if let Some(ttl) = ttl {
+            check_ttl(ttl)?;
+        }
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::invalid(format!(
+                "value of {} bytes is over the {MAX_VALUE_LEN}-byte limit",
+                value.len()
+            )));
+        }
+        let result = self.shared.backend.set(&full, value, ttl).await;
+        self.shared.observe("set", &full, result)
+    }
+
+    /// The values of many keys, in order, in one round trip (`MGET`).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_bytes`](Self::get_bytes).
+    pub async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let full = keys
+            .iter()
+            .map(|k| self.shared.keys.kv(k))
+            .collect::<Result<Vec<_>>>()?;
+        let result = self.shared.backend.mget(&full).await;
+        let values = self.shared.observe("mget", "", result)?;
+        for (key, value) in full.iter().zip(&values) {
+            self.shared.record_read(key, value.is_some());
+        }
+        Ok(values)
+    }
+
+    /// Deletes `key`; true when it existed.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_bytes`](Self::get_bytes).
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        let full = self.shared.keys.kv(key)?;
+        let result = self
+            .shared
+            .backend
+            .delete(std::slice::from_ref(&full))
+            .await;
+        Ok(self.shared.observe("delete", &full, result)? > 0)
+    }
+
+    /// True when `key` holds a value.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_bytes`](Self::get_bytes).
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let full = self.shared.keys.kv(key)?;
+        let result = self.shared.backend.exists(&full).await;
+        self.shared.observe("exists", &full, result)
+    }
+
+    /// The JSON value at `key`, deserialized; `None` when missing.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the value is not JSON of
+    /// type `T`; otherwise as [`get_bytes`](Self::get_bytes).
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let Some(bytes) = self.get_bytes(key).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::codec(format!("value at {key:?} is not the expected JSON")).with_source(e)
+        });
+        self.shared.observe("get_json", key, value.map(Some))
+    }
+
+    /// Stores `value` as JSON at `key`, expiring after `ttl` (`None`: no expiry).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `value`
+    /// cannot be serialized; otherwise as [`set`](Self::set).
+    pub async fn set_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let json = serde_json::to_vec(value)
+            .map_err(|e| Error::invalid("value cannot be serialized to JSON").with_source(e))?;
+        self.set_bytes(key, json.into(), ttl).await
+    }
+}
+
+/// A TTL must be at least one millisecond: Redis rejects zero, and a zero TTL
+/// is almost always a bug in the caller.
+pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
+    if ttl.as_millis() == 0 {
+        return Err(Error::invalid(format!(
+            "TTL {ttl:?} is under 1 ms; pass None for no expiry"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! What stored bytes mean: a 4-byte header, then an rkyv archive.
+//!
+//! ```text
+//! 0      2      3        4
+//! | "IF" | kind | version | rkyv archive (little-endian, unaligned, 32-bit offsets) |
+//! ```
+//!
+//! Bytes read back are untrusted (another program, an older build or a bit flip
+//! may have written them): they go through the header check and rkyv's validated
+//! [`access`](rkyv::access), never `access_unchecked`. Any mismatch is an
+//! [`ErrorKind::Codec`](crate::ErrorKind::Codec) error, never a panic.
+//!
+//! # Examples
+//!
+//! ```
+//! use iftb_cache::{codec, Bar};
+//! let bar = Bar::new(1_705_478_400_000, 1.0, 2.0, 0.5, 1.5, 10.0);
+//! let bytes = codec::encode(&bar);
+//! assert_eq!(codec::access::<Bar>(&bytes)?.close.to_native(), 1.5);
+//! assert_eq!(codec::decode::<Bar>(&bytes)?, bar);
+//! assert!(codec::decode::<Bar>(b"{\"close\": 1.5}").unwrap_err().is_codec());
+//! # Ok::<(), iftb_cache::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use crate::model::{Bar, FearGreed, Ticker};
+use bytes::Bytes;
+use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
+use rkyv::rancor;
+use rkyv::ser::allocator::ArenaHandle;
+
+/// The format version every value is written with. Bump it, with a test, when
+/// what the bytes mean changes (a field, a type, an rkyv format feature).
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Magic bytes at the start of every value this crate writes.
+pub const MAGIC: [u8; 2] = *b"IF";
+
+/// Length of the header in front of every value.
+pub const HEADER_LEN: usize = 4;
+
+/// What a stored value holds, written in the header so that one type is never
+/// read as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum Kind {
+    /// An OHLCV [`Bar`].
+    Bar = 1,
+    /// A [`Ticker`].
+    Ticker = 2,
+    /// A [`FearGreed`] reading.
+    FearGreed = 3,
+    /// A funding rate (`f64`).
+    FundingRate = 4,
+    /// A JSON document (LLM results).
+    Json = 5,
+    /// A JSON document, compressed.
+    JsonCompressed = 6,
+}
+
+/// A value type with an rkyv archive and a [`Kind`] of its own.
+pub trait Record:
+    Sized
+    + rkyv::Archive
+    + for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>
+    + private::Sealed
+where
+    Self::Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>>
+        + rkyv::Deserialize<Self, HighDeserializer<rancor::Error>>,
+{
+    /// The header's kind byte.
+    const KIND: Kind;
+    /// The archive's exact length, for types without out-of-line data: a value
+    /// of any other length is rejected rather than read from its tail.
+    const EXACT_LEN: Option<usize>;
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for super::Bar {}
+    impl Sealed for super::Ticker {}
+    impl Sealed for super::FearGreed {}
+    impl Sealed for f64 {}
+}
+
+macro_rules! record {
+    ($ty:ty, $kind:expr, $exact:expr) => {
+        impl Record for $ty {
+            const KIND: Kind = $kind;
+            const EXACT_LEN: Option<usize> = $exact;
+        }
+    };
+}
+
+record!(
+    Bar,
+    Kind::Bar,
+    Some(std::mem::size_of::<crate::model::ArchivedBar>())
+);
+record!(Ticker, Kind::Ticker, None);
+record!(FearGreed, Kind::FearGreed, None);
+record!(f64, Kind::FundingRate, Some(8));
+
+/// Length in bytes of one encoded bar (header included).
+pub const BAR_LEN: usize = HEADER_LEN + std::mem::size_of::<crate::model::ArchivedBar>();
+
+/// Writes the header of `kind` into an empty buffer with room for `payload` bytes.
+pub(crate) fn header(kind: Kind, payload: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[kind as u8, FORMAT_VERSION]);
+    out
+}
+
+/// Prepends the header of `kind` to an opaque payload (JSON, compressed JSON).
+pub(crate) fn frame(kind: Kind, payload: &[u8]) -> Bytes {
+    let mut out = header(kind, payload.len());
+    out.extend_from_slice(payload);
+    out.into()
+}
+
+/// Checks the header and returns the payload behind it, and the kind found.
+pub(crate) fn unframe(bytes: &[u8]) -> Result<(Kind, &[u8])> {
+    if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
+        return Err(Error::codec(format!(
+            "not an iftb-cache value ({} bytes starting {:?})",
+            bytes.len(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(8)])
+        )));
+    }
+    if bytes[3] != FORMAT_VERSION {
+        return Err(Error::codec(format!(
+            "value has format version {}, this build reads version {FORMAT_VERSION}",
+            bytes[3]
+        )));
+    }
+    let kind = kind_from_byte(bytes[2])?;
+    Ok((kind, &bytes[HEADER_LEN..]))
+}
+
+fn kind_from_byte(b: u8) -> Result<Kind> {
+    Ok(match b {
+        1 => Kind::Bar,
+        2 => Kind::Ticker,
+        3 => Kind::FearGreed,
+        4 => Kind::FundingRate,
+        5 => Kind::Json,
+        6 => Kind::JsonCompressed,
+        other => return Err(Error::codec(format!("unknown value kind {other}"))),
+    })
+}
+
+/// Checks the header for `expected` and returns the payload behind it.
+pub(crate) fn payload(expected: Kind, bytes: &[u8]) -> Result<&[u8]> {
+    let (kind, payload) = unframe(bytes)?;
+    if kind != expected {
+        return Err(Error::codec(format!(
+            "value holds a {kind:?}, expected a {expected:?}"
+        )));
+    }
+    Ok(payload)
+}
+
+/// Encodes `value` behind its header.
+pub fn encode<R: Record>(value: &R) -> Bytes
+where
+    R::Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>>
+        + rkyv::Deserialize<R, HighDeserializer<rancor::Error>>,
+{
+    let out = header(R::KIND, R::EXACT_LEN.unwrap_or(64));
+    // The archive is appended after the header; rkyv's offsets are relative, so
+    // the payload slice is a self-contained archive. Serializing into a Vec
+    // cannot fail for these types: there is no fallible step in them.
+    match rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, out) {
+        Ok(bytes) => bytes.into(),
+        Err(e) => unreachable_encode(e),
+    }
+}
+
+#[cold]
+fn unreachable_encode(e: rancor::Error) -> ! {
+    // Only an allocator failure can get here, and that aborts before this.
+    panic!("rkyv serialization into a Vec failed: {e}")
+}
+
+/// Encodes many bars into one buffer and hands out a record per bar, sliced
+/// from it: one allocation for a whole batch instead of one per bar.
+pub fn encode_bars(bars: &[Bar]) -> Vec<Bytes> {
+    let mut buf = Vec::with_capacity(bars.len() * BAR_LEN);
+    for bar in bars {
+        buf.extend_from_slice(&MAGIC);
+        buf.extend_from_slice(&[Kind::Bar as u8, FORMAT_VERSION]);
+        // Unaligned archives need no padding: each record is exactly BAR_LEN.
+        buf = match rkyv::api::high::to_bytes_in::<_, rancor::Error>(bar, buf) {
+            Ok(buf) => buf,
+            Err(e) => unreachable_encode(e),
+        };
+    }
+    debug_assert_eq!(buf.len(), bars.len() * BAR_LEN);
+    let all = Bytes::from(buf);
+    (0..bars.len())
+        .map(|i| all.slice(i * BAR_LEN..(i + 1) * BAR_LEN))
+        .collect()
+}
+
+/// Validates `bytes` and returns a zero-copy view of the archived value.
+///
+/// # Errors
+///
+/// [`ErrorKind::Codec`](crate::ErrorKind::Codec) for a missing or foreign header,
+/// another kind or format version, a wrong length, or an archive that fails validation.
+pub fn access<R: Record>(bytes: &[u8]) -> Result<&R::Archived>
+where
+    R::Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>>
+        + rkyv::Deserialize<R, HighDeserializer<rancor::Error>>,
+{
+    let payload = payload(R::KIND, bytes)?;
+    if let Some(len) = R::EXACT_LEN {
+        if payload.len() != len {
+            return Err(Error::codec(format!(
+                "{:?} payload is {} bytes, expected {len}",
+                R::KIND,
+                payload.len()
+            )));
+        }
+    }
+    rkyv::access::<R::Archived, rancor::Error>(payload)
+        .map_err(|e| Error::codec(format!("{:?} archive is invalid: {e}", R::KIND)))
+}
+
+/// Validates `bytes` and deserializes the value.
+///
+/// # Errors
+///
+/// As [`access`].
+pub fn decode<R: Record>(bytes: &[u8]) -> Result<R>
+where
+    R::Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>>
+        + rkyv::Deserialize<R, HighDeserializer<rancor::Error>>,
+{
+    let archived = access::<R>(bytes)?;
+    rkyv::deserialize::<R, rancor::Error>(archived)
+        .map_err(|e| Error::codec(format!("{:?} archive failed to deserialize: {e}", R::KIND)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FearGreedClass;
+
+    #[test]
+    fn bar_record_has_a_fixed_length() {
+        let bytes = encode(&Bar::new(1, 1.0, 2.0, 0.5, 1.5, 3.0));
+        assert_eq!(bytes.len(), BAR_LEN);
+        assert_eq!(BAR_LEN, 52);
+    }
+
+    #[test]
+    fn batch_encoding_matches_one_by_one() {
+        let bars: Vec<Bar> = (0..5)
+            .map(|i| Bar::new(i, 1.0, 2.0, 0.5, i as f64, 3.0))
+            .collect();
+        let batch = encode_bars(&bars);
+        assert_eq!(batch.len(), bars.len());
+        for (bar, record) in bars.iter().zip(&batch) {
+            assert_eq!(record, &encode(bar));
+        }
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let t = Ticker {
+            symbol: "BTCUSDT".into(),
+            bid: 1.0,
+            ask: 2.0,
+            last: 1.5,
+            volume_24h: 10.0,
+            change_24h: -2.5,
+            high_24h: 3.0,
+            low_24h: 0.5,
+            timestamp: 7,
+        };
+        assert_eq!(decode::<Ticker>(&encode(&t)).unwrap(), t);
+        let fg = FearGreed {
+            value: 45,
+            classification: FearGreedClass::Fear,
+            timestamp: 9,
+        };
+        assert_eq!(decode::<FearGreed>(&encode(&fg)).unwrap(), fg);
+        assert_eq!(decode::<f64>(&encode(&0.0001f64)).unwrap(), 0.0001);
+    }
+
+    #[test]
+    fn wrong_kind_version_and_length_are_codec_errors() {
+        let bar = encode(&Bar::new(1, 1.0, 2.0, 0.5, 1.5, 3.0));
+        assert!(decode::<Ticker>(&bar).unwrap_err().is_codec());
+        let mut v2 = bar.to_vec();
+        v2[3] = FORMAT_VERSION + 1;
+        let err = decode::<Bar>(&v2).unwrap_err();
+        assert!(err.is_codec() && err.to_string().contains("format version"));
+        let mut longer = bar.to_vec();
+        longer.push(0);
+        assert!(decode::<Bar>(&longer).unwrap_err().is_codec());
+        assert!(decode::<Bar>(&bar[..bar.len() - 1]).unwrap_err().is_codec());
+        assert!(decode::<Bar>(b"").unwrap_err().is_codec());
+    }
+
+    #[test]
+    fn python_json_is_a_foreign_value() {
+        let json = br#"{"timestamp": 1705478400000, "open": 45000.0}"#;
+        let err = decode::<Bar>(json).unwrap_err();
+        assert!(err.to_string().contains("not an iftb-cache value"), "{err}");
+    }
+
+    #[test]
+    fn version_one_layout_is_pinned() {
+        // A format change must bump FORMAT_VERSION: this pins version 1's bytes.
+        let bytes = encode(&Bar::new(1, 2.0, 3.0, 1.0, 2.5, 4.0));
+        let mut expected = vec![b'I', b'F', 1, 1];
+        expected.extend_from_slice(&1i64.to_le_bytes());
+        for v in [2.0f64, 3.0, 1.0, 2.5, 4.0] {
+            expected.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(FORMAT_VERSION, 1);
+        assert_eq!(&bytes[..], &expected[..]);
+    }
+}

@@ -1,0 +1,472 @@
+//! Configuration: which backend, the key namespace, TTL defaults and timeouts.
+
+use crate::error::{Error, ErrorKind, Result};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// The kinds of cached data, each with its own default TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DataType {
+    /// Tickers: 10 s by default.
+    Ticker,
+    /// Funding rates: 60 s by default.
+    FundingRate,
+    /// OHLCV bars: 300 s by default, counted from a series' last write.
+    Bars,
+    /// The Fear & Greed index: 300 s by default.
+    FearGreed,
+    /// LLM analysis results: 300 s by default.
+    Llm,
+}
+
+impl DataType {
+    /// The default TTL of the original module's table.
+    pub fn default_ttl(self) -> Duration {
+        Duration::from_secs(match self {
+            DataType::Ticker => 10,
+            DataType::FundingRate => 60,
+            DataType::Bars | DataType::FearGreed | DataType::Llm => 300,
+        })
+    }
+}
+
+/// Where values are kept.
+#[derive(Clone)]
+enum BackendConfig {
+    Embedded,
+    Redis(Box<ConnectionInfo>),
+}
+
+/// Configuration of a [`CacheManager`](crate::CacheManager).
+///
+/// Build one with [`CacheConfig::builder`], or read it from the environment with
+/// [`CacheConfig::from_env`]. `Debug` output never shows the Redis password.
+///
+/// # Examples
+///
+/// ```
+/// use iftb_cache::{CacheConfig, DataType};
+/// use std::time::Duration;
+/// let config = CacheConfig::builder()
+///     .namespace("bot1")
+///     .ttl(DataType::Ticker, Duration::from_secs(5))
+///     .build()?;
+/// assert!(!config.is_redis());
+/// assert_eq!(config.ttl(DataType::Ticker), Duration::from_secs(5));
+/// # Ok::<(), iftb_cache::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct CacheConfig {
+    backend: BackendConfig,
+    namespace: String,
+    ttls: HashMap<DataType, Duration>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    embedded_capacity: NonZeroUsize,
+    max_bars_per_series: Option<NonZeroUsize>,
+}
+
+impl CacheConfig {
+    /// A builder starting from the defaults: embedded backend, namespace `iftb`,
+    /// the original TTL table, 2 s connect and 1 s response timeouts, 256 MiB of
+    /// embedded capacity, no cap on bars per series.
+    pub fn builder() -> CacheConfigBuilder {
+        CacheConfigBuilder {
+            config: CacheConfig {
+                backend: BackendConfig::Embedded,
+                namespace: "iftb".into(),
+                ttls: HashMap::new(),
+                connect_timeout: Duration::from_secs(2),
+                response_timeout: Duration::from_secs(1),
+                embedded_capacity: NonZeroUsize::new(256 << 20).expect("non-zero"),
+                max_bars_per_series: None,
+            },
+            error: None,
+        }
+    }
+
+    /// The default configuration on the embedded backend.
+    pub fn embedded() -> Self {
+        Self::builder().build().expect("the defaults are valid")
+    }
+
+    /// Reads the configuration from the environment, and from a `.env` file in
+    /// the working directory when there is one (real variables win).
+    ///
+    /// `REDIS_URL` (`redis://[user:password@]host:port/db`, `rediss://` with the
+    /// `tls` feature) selects Redis; otherwise `REDIS_HOST` with the optional
+    /// `REDIS_PORT` (6379), `REDIS_PASSWORD` and `REDIS_DB` (0) does, as in the
+    /// original module. With neither, the embedded backend is used.
+    /// `IFTB_CACHE_NAMESPACE` sets the key namespace.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an unparsable URL, port or db, or a bad `.env` file.
+    pub fn from_env() -> Result<Self> {
+        let vars = env_with_dotenv(".env")?;
+        Self::from_vars(|name| vars.get(name).cloned())
+    }
+
+    /// As [`from_env`](Self::from_env), reading variables through `get`.
+    pub(crate) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let mut builder = Self::builder();
+        if let Some(url) = get("REDIS_URL") {
+            builder = builder.redis_url(url.trim());
+        } else if let Some(host) = get("REDIS_HOST") {
+            let port = parse_var("REDIS_PORT", get("REDIS_PORT"), 6379u16)?;
+            let db = parse_var("REDIS_DB", get("REDIS_DB"), 0i64)?;
+            builder = builder.redis_host(host.trim(), port, get("REDIS_PASSWORD").as_deref(), db);
+        }
+        if let Some(ns) = get("IFTB_CACHE_NAMESPACE") {
+            builder = builder.namespace(ns.trim());
+        }
+        builder.build()
+    }
+
+    /// True when the Redis backend is configured.
+    pub fn is_redis(&self) -> bool {
+        matches!(self.backend, BackendConfig::Redis(_))
+    }
+
+    /// The Redis connection info, when Redis is configured.
+    pub(crate) fn redis_info(&self) -> Option<&ConnectionInfo> {
+        match &self.backend {
+            BackendConfig::Redis(info) => Some(info),
+            BackendConfig::Embedded => None,
+        }
+    }
+
+    /// A description of the backend for events and errors, without the password.
+    pub fn backend_description(&self) -> String {
+        match &self.backend {
+            BackendConfig::Embedded => "embedded".to_string(),
+            BackendConfig::Redis(info) => describe_redis(info),
+        }
+    }
+
+    /// The key namespace: every key this cache writes starts with `{namespace}:`.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The default TTL of `data`.
+    pub fn ttl(&self, data: DataType) -> Duration {
+        self.ttls
+            .get(&data)
+            .copied()
+            .unwrap_or_else(|| data.default_ttl())
+    }
+
+    /// Time allowed to open a connection to Redis.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Time allowed for Redis to answer one call.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// Bytes of keys and values the embedded backend holds before it evicts.
+    pub fn embedded_capacity(&self) -> NonZeroUsize {
+        self.embedded_capacity
+    }
+
+    /// The default cap on bars kept per series (oldest trimmed first), if any.
+    pub fn max_bars_per_series(&self) -> Option<NonZeroUsize> {
+        self.max_bars_per_series
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self::embedded()
+    }
+}
+
+impl fmt::Debug for CacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheConfig")
+            .field("backend", &self.backend_description())
+            .field("namespace", &self.namespace)
+            .field("ttls", &self.ttls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("embedded_capacity", &self.embedded_capacity)
+            .field("max_bars_per_series", &self.max_bars_per_series)
+            .finish()
+    }
+}
+
+/// Builds a [`CacheConfig`]; [`build`](Self::build) validates it.
+#[derive(Debug)]
+pub struct CacheConfigBuilder {
+    config: CacheConfig,
+    error: Option<Error>,
+}
+
+impl CacheConfigBuilder {
+    /// Use Redis at `url`: `redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://` with the `tls` feature.
+    pub fn redis_url(mut self, url: &str) -> Self {
+        match url.into_connection_info() {
+            Ok(info) => self.config.backend = BackendConfig::Redis(Box::new(info)),
+            Err(e) => {
+                let what = format!("invalid REDIS_URL {}", redact_url(url));
+                self.error = Some(Error::new(ErrorKind::Config, what).with_source(e));
+            }
+        }
+        self
+    }
+
+    /// Use Redis at `host:port`, database `db`, with an optional password.
+    pub fn redis_host(mut self, host: &str, port: u16, password: Option<&str>, db: i64) -> Self {
+        let info = ConnectionAddr::Tcp(host.to_string(), port).into_connection_info();
+        match info {
+            Ok(info) => {
+                let mut settings = info.redis_settings().clone().set_db(db);
+                if let Some(p) = password {
+                    settings = settings.set_password(p);
+                }
+                let info = info.set_redis_settings(settings);
+                self.config.backend = BackendConfig::Redis(Box::new(info));
+            }
+            Err(e) => {
+                let what = format!("invalid Redis host {host}:{port}");
+                self.error = Some(Error::new(ErrorKind::Config, what).with_source(e));
+            }
+        }
+        self
+    }
+
+    /// Use the embedded in-process backend (the default).
+    pub fn embedded(mut self) -> Self {
+        self.config.backend = BackendConfig::Embedded;
+        self
+    }
+
+    /// The key namespace (default `iftb`): ASCII letters, digits, `_`, `-`, `.`;
+    /// at most 32 bytes.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.config.namespace = namespace.to_string();
+        self
+    }
+
+    /// The default TTL of `data`; must be at least one millisecond.
+    pub fn ttl(mut self, data: DataType, ttl: Duration) -> Self {
+        self.config.ttls.insert(data, ttl);
+        self
+    }
+
+    /// Time allowed to open a connection to Redis (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for Redis to answer one call (default 1 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.config.response_timeout = timeout;
+        self
+    }
+
+    /// Bytes the embedded backend may hold before evicting the entries closest
+    /// to expiry (default 256 MiB).
+    pub fn embedded_capacity(mut self, bytes: NonZeroUsize) -> Self {
+        self.config.embedded_capacity = bytes;
+        self
+    }
+
+    /// Keeps at most `max` bars per series by default, trimming the oldest.
+    pub fn max_bars_per_series(mut self, max: NonZeroUsize) -> Self {
+        self.config.max_bars_per_series = Some(max);
+        self
+    }
+
+    /// Validates and returns the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a bad URL or namespace, a TTL under one
+    /// millisecond or a zero timeout.
+    pub fn build(self) -> Result<CacheConfig> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let c = self.config;
+        validate_namespace(&c.namespace)?;
+        if let Some((data, ttl)) = c.ttls.iter().find(|(_, t)| t.as_millis() == 0) {
+            return Err(config_error(format!(
+                "TTL of {data:?} is {ttl:?}; the least is 1 ms"
+            )));
+        }
+        if c.connect_timeout.is_zero() || c.response_timeout.is_zero() {
+            return Err(config_error("timeouts must be non-zero"));
+        }
+        Ok(c)
+    }
+}
+
+fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, message)
+}
+
+fn validate_namespace(ns: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if ns.is_empty() || ns.len() > 32 || !ns.chars().all(ok_char) {
+        return Err(config_error(format!(
+            "namespace {ns:?} must be 1 to 32 ASCII letters, digits, '_', '-' or '.'"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_var<T: std::str::FromStr>(name: &str, value: Option<String>, default: T) -> Result<T> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| config_error(format!("{name}={v:?} is not a valid value"))),
+    }
+}
+
+/// The process environment over the `.env` file at `path`, if there is one.
+fn env_with_dotenv(path: &str) -> Result<HashMap<String, String>> {
+    let mut vars = HashMap::new();
+    match dotenvy::from_path_iter(path) {
+        Ok(iter) => {
+            for item in iter {
+                let (k, v) = item.map_err(|e| {
+                    Error::new(ErrorKind::Config, format!("cannot read {path}")).with_source(e)
+                })?;
+                vars.insert(k, v);
+            }
+        }
+        Err(e) if e.not_found() => {}
+        Err(e) => {
+            return Err(Error::new(ErrorKind::Config, format!("cannot read {path}")).with_source(e))
+        }
+    }
+    vars.extend(std::env::vars());
+    Ok(vars)
+}
+
+/// `host:port/db` with the user, never the password.
+fn describe_redis(info: &ConnectionInfo) -> String {
+    let settings = info.redis_settings();
+    let user = settings
+        .username()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let auth = if settings.password().is_some() {
+        " (password set)"
+    } else {
+        ""
+    };
+    format!("redis {user}{}/{}{auth}", info.addr(), settings.db())
+}
+
+/// The URL with any password replaced by `***`, for error messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable URL>".to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn nothing_set_means_embedded() {
+        let c = CacheConfig::from_vars(vars(&[])).unwrap();
+        assert!(!c.is_redis());
+        assert_eq!(c.namespace(), "iftb");
+        assert_eq!(c.ttl(DataType::Ticker), Duration::from_secs(10));
+        assert_eq!(c.ttl(DataType::FundingRate), Duration::from_secs(60));
+        assert_eq!(c.ttl(DataType::Bars), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn host_variables_select_redis_and_hide_the_password() {
+        let c = CacheConfig::from_vars(vars(&[
+            ("REDIS_HOST", "cache.local"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "hunter2-secret"),
+            ("REDIS_DB", "2"),
+        ]))
+        .unwrap();
+        assert!(c.is_redis());
+        let shown = format!("{c:?} {}", c.backend_description());
+        assert!(shown.contains("cache.local:6380/2"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn url_wins_over_host_and_bad_values_are_config_errors() {
+        let c = CacheConfig::from_vars(vars(&[
+            ("REDIS_URL", "redis://:pw-secret@127.0.0.1:7000/1"),
+            ("REDIS_HOST", "ignored"),
+        ]))
+        .unwrap();
+        assert!(c.backend_description().contains("127.0.0.1:7000/1"));
+        assert!(!format!("{c:?}").contains("pw-secret"));
+        let bad_port = CacheConfig::from_vars(vars(&[("REDIS_HOST", "h"), ("REDIS_PORT", "x")]));
+        assert_eq!(bad_port.unwrap_err().kind(), ErrorKind::Config);
+        let bad_url = CacheConfig::from_vars(vars(&[("REDIS_URL", "http://u:pw-secret@h")]));
+        let err = bad_url.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(!err.to_string().contains("pw-secret"), "{err}");
+    }
+
+    #[test]
+    fn zero_ttl_and_bad_namespace_are_rejected() {
+        let zero = CacheConfig::builder()
+            .ttl(DataType::Llm, Duration::ZERO)
+            .build();
+        assert_eq!(zero.unwrap_err().kind(), ErrorKind::Config);
+        for ns in ["", "a:b", "has space", "x{y}", &"n".repeat(33)] {
+            let r = CacheConfig::builder().namespace(ns).build();
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::Config, "{ns:?}");
+        }
+    }
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        assert_eq!(redact_url("redis://u:p@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn dotenv_file_is_read_and_real_env_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "IFTB_TEST_ONLY_FROM_FILE=file\nPATH=from-file\n").unwrap();
+        let vars = env_with_dotenv(path.to_str().unwrap()).unwrap();
+        assert_eq!(vars["IFTB_TEST_ONLY_FROM_FILE"], "file");
+        assert_ne!(vars["PATH"], "from-file");
+        let missing = env_with_dotenv(dir.path().join("none").to_str().unwrap());
+        assert!(missing.is_ok());
+    }
+}

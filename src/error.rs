@@ -1,0 +1,164 @@
+//! One error type for every call, with a kind the caller can match on.
+//!
+//! A cache miss is never an error: reads return `Option`.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// What went wrong, coarsely enough to decide what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The call's arguments were rejected before anything was sent or written.
+    InvalidInput,
+    /// Redis could not be reached, or the connection dropped.
+    Connection,
+    /// Redis did not answer within the configured response timeout.
+    Timeout,
+    /// Redis refused the credentials.
+    Authentication,
+    /// Redis answered with an error (wrong type, out of memory, script error...).
+    Server,
+    /// A stored value is corrupt, foreign, truncated or of another format version.
+    Codec,
+    /// The configuration is invalid (bad URL, bad variable in the environment).
+    Config,
+    /// The value-producing closure given to a loading helper failed.
+    Compute,
+}
+
+/// The error of every fallible call in this crate.
+///
+/// Cheap to clone, so one failure can be handed to every waiter of a shared load.
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind` with a message for humans.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause.
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+
+    pub(crate) fn codec(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Codec, message)
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// True for arguments rejected before anything was written.
+    pub fn is_invalid_input(&self) -> bool {
+        self.kind == ErrorKind::InvalidInput
+    }
+
+    /// True when Redis did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// True when Redis could not be reached or the connection dropped.
+    pub fn is_connection(&self) -> bool {
+        self.kind == ErrorKind::Connection
+    }
+
+    /// True when a stored value could not be decoded.
+    pub fn is_codec(&self) -> bool {
+        self.kind == ErrorKind::Codec
+    }
+
+    /// True for failures that say Redis is unavailable right now (connection
+    /// or timeout), as opposed to a problem with the call or the data.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+            || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+            || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+        {
+            ErrorKind::Authentication
+        } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+            ErrorKind::Connection
+        } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
+            ErrorKind::Config
+        } else {
+            ErrorKind::Server
+        };
+        Error::new(kind, "redis").with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_kind_and_message() {
+        let e = Error::invalid("symbol is empty");
+        assert_eq!(e.to_string(), "InvalidInput: symbol is empty");
+        assert!(e.is_invalid_input() && !e.is_unavailable());
+    }
+
+    #[test]
+    fn io_errors_map_to_connection() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e: Error = redis::RedisError::from(io).into();
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        assert!(e.is_unavailable());
+    }
+}

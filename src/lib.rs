@@ -61,3 +61,8 @@ pub use model::{
 };
 pub use ohlcv::{ArchivedBars, BarWriteOptions, OhlcvCache, MAX_BARS_PER_READ};
 pub use stats::CacheStats;
+
+/// The README's examples, compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -11,7 +11,7 @@ use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, Pipeline};
+use redis::{Cmd, FromRedisValue, Pipeline, ProtocolVersion};
 use std::future::Future;
 use std::time::Duration;
 
@@ -60,7 +60,13 @@ impl RedisBackend {
         let info = config
             .redis_info()
             .ok_or_else(|| Error::new(ErrorKind::Config, "Redis is not configured"))?;
-        let client = redis::Client::open(info.clone())?;
+        // RESP3: the connection tells the manager when Redis goes away, and
+        // the manager reconnects then, without waiting for a call to fail.
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.clone().set_redis_settings(settings))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout()))
             .set_response_timeout(Some(config.response_timeout()))
@@ -79,13 +85,29 @@ impl RedisBackend {
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
-        let mut conn = self.conn.clone();
-        bounded(self.deadline, cmd.query_async(&mut conn)).await
+        let send = |mut conn: ConnectionManager| async move { cmd.query_async(&mut conn).await };
+        bounded(self.deadline, self.send_twice_if_refused(send)).await
     }
 
     async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T> {
-        let mut conn = self.conn.clone();
-        bounded(self.deadline, pipe.query_async(&mut conn)).await
+        let send = |mut conn: ConnectionManager| async move { pipe.query_async(&mut conn).await };
+        bounded(self.deadline, self.send_twice_if_refused(send)).await
+    }
+
+    /// Sends once, and once more if the manager's last reconnection had been
+    /// refused: the first call after Redis comes back meets that stale
+    /// failure, which makes the manager reconnect, and the second send goes
+    /// over the new connection. A refused connection sent nothing, so any
+    /// command may be repeated. Still within the deadline.
+    async fn send_twice_if_refused<T, F, Fut>(&self, send: F) -> redis::RedisResult<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match send(self.conn.clone()).await {
+            Err(e) if e.is_connection_refusal() => send(self.conn.clone()).await,
+            other => other,
+        }
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {

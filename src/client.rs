@@ -48,12 +48,28 @@ impl<'a> RedisClient<'a> {
     /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the value is not UTF-8;
     /// backend errors as [`get_bytes`](Self::get_bytes).
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
-        let Some(bytes) = self.get_bytes(key).await? else {
-            return Ok(None);
-        };
-        let text = String::from_utf8(bytes.to_vec())
-            .map_err(|e| Error::codec(format!("value at {key:?} is not UTF-8")).with_source(e));
-        self.shared.observe("get", key, text.map(Some))
+        self.get_with("get", key, |bytes| {
+            String::from_utf8(bytes.to_vec())
+                .map_err(|e| Error::codec(format!("value at {key:?} is not UTF-8")).with_source(e))
+        })
+        .await
+    }
+
+    /// Reads `key`, decodes a value found with `decode`, and counts the read
+    /// as a hit or a miss (fail-open mode turns a failure into a miss).
+    async fn get_with<T>(
+        &self,
+        op: &str,
+        key: &str,
+        decode: impl FnOnce(Bytes) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let full = self.shared.keys.kv(key)?;
+        let result = self.shared.backend.get(&full).await;
+        let value = self.shared.observe_read(op, &full, result, || None)?;
+        let value = value.map(decode).transpose();
+        let value = self.shared.observe_read(op, &full, value, || None)?;
+        self.shared.record_read(&full, value.is_some());
+        Ok(value)
     }
 
     /// Sets `key` to `value`, expiring after `ttl` (`None`: no expiry).
@@ -74,11 +90,7 @@ impl<'a> RedisClient<'a> {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key;
     /// connection, timeout or server errors from the backend.
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
-        let full = self.shared.keys.kv(key)?;
-        let result = self.shared.backend.get(&full).await;
-        let value = self.shared.observe("get", &full, result)?;
-        self.shared.record_read(&full, value.is_some());
-        Ok(value)
+        self.get_with("get", key, Ok).await
     }
 
     /// Sets `key` to raw bytes, expiring after `ttl` (`None`: no expiry).
@@ -98,7 +110,7 @@ impl<'a> RedisClient<'a> {
             )));
         }
         let result = self.shared.backend.set(&full, value, ttl).await;
-        self.shared.observe("set", &full, result)
+        self.shared.observe_write("set", &full, result)
     }
 
     /// The values of many keys, in order, in one round trip (`MGET`).
@@ -112,7 +124,8 @@ impl<'a> RedisClient<'a> {
             .map(|k| self.shared.keys.kv(k))
             .collect::<Result<Vec<_>>>()?;
         let result = self.shared.backend.mget(&full).await;
-        let values = self.shared.observe("mget", "", result)?;
+        let misses = || vec![None; full.len()];
+        let values = self.shared.observe_read("mget", "", result, misses)?;
         for (key, value) in full.iter().zip(&values) {
             self.shared.record_read(key, value.is_some());
         }
@@ -131,7 +144,7 @@ impl<'a> RedisClient<'a> {
             .backend
             .delete(std::slice::from_ref(&full))
             .await;
-        Ok(self.shared.observe("delete", &full, result)? > 0)
+        Ok(self.shared.observe_write("delete", &full, result)? > 0)
     }
 
     /// True when `key` holds a value.
@@ -142,7 +155,7 @@ impl<'a> RedisClient<'a> {
     pub async fn exists(&self, key: &str) -> Result<bool> {
         let full = self.shared.keys.kv(key)?;
         let result = self.shared.backend.exists(&full).await;
-        self.shared.observe("exists", &full, result)
+        self.shared.observe_read("exists", &full, result, || false)
     }
 
     /// The JSON value at `key`, deserialized; `None` when missing.
@@ -152,13 +165,12 @@ impl<'a> RedisClient<'a> {
     /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the value is not JSON of
     /// type `T`; otherwise as [`get_bytes`](Self::get_bytes).
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let Some(bytes) = self.get_bytes(key).await? else {
-            return Ok(None);
-        };
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::codec(format!("value at {key:?} is not the expected JSON")).with_source(e)
-        });
-        self.shared.observe("get_json", key, value.map(Some))
+        self.get_with("get_json", key, |bytes| {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                Error::codec(format!("value at {key:?} is not the expected JSON")).with_source(e)
+            })
+        })
+        .await
     }
 
     /// Stores `value` as JSON at `key`, expiring after `ttl` (`None`: no expiry).

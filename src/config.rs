@@ -68,12 +68,13 @@ pub struct CacheConfig {
     response_timeout: Duration,
     embedded_capacity: NonZeroUsize,
     max_bars_per_series: Option<NonZeroUsize>,
+    fail_open: bool,
 }
 
 impl CacheConfig {
     /// A builder starting from the defaults: embedded backend, namespace `iftb`,
     /// the original TTL table, 2 s connect and 1 s response timeouts, 256 MiB of
-    /// embedded capacity, no cap on bars per series.
+    /// embedded capacity, no cap on bars per series, fail-open off.
     pub fn builder() -> CacheConfigBuilder {
         CacheConfigBuilder {
             config: CacheConfig {
@@ -84,6 +85,7 @@ impl CacheConfig {
                 response_timeout: Duration::from_secs(1),
                 embedded_capacity: NonZeroUsize::new(256 << 20).expect("non-zero"),
                 max_bars_per_series: None,
+                fail_open: false,
             },
             error: None,
         }
@@ -181,6 +183,12 @@ impl CacheConfig {
     pub fn max_bars_per_series(&self) -> Option<NonZeroUsize> {
         self.max_bars_per_series
     }
+
+    /// True when reads and writes fail open while the backend is unavailable;
+    /// see [`CacheConfigBuilder::fail_open`].
+    pub fn fail_open(&self) -> bool {
+        self.fail_open
+    }
 }
 
 impl Default for CacheConfig {
@@ -199,6 +207,7 @@ impl fmt::Debug for CacheConfig {
             .field("response_timeout", &self.response_timeout)
             .field("embedded_capacity", &self.embedded_capacity)
             .field("max_bars_per_series", &self.max_bars_per_series)
+            .field("fail_open", &self.fail_open)
             .finish()
     }
 }
@@ -285,6 +294,30 @@ impl CacheConfigBuilder {
     /// Keeps at most `max` bars per series by default, trimming the oldest.
     pub fn max_bars_per_series(mut self, max: NonZeroUsize) -> Self {
         self.config.max_bars_per_series = Some(max);
+        self
+    }
+
+    /// Fail-open mode (default off), for strategies that must keep trading
+    /// while Redis is down: when the backend is unavailable (a connection or
+    /// timeout error) a read returns a miss and a write is dropped, and a
+    /// stored value that cannot be decoded reads as a miss. Each such call
+    /// emits a `cache_fail_open` warn event and is counted in
+    /// [`CacheStats::fail_open_misses`](crate::CacheStats::fail_open_misses) or
+    /// [`CacheStats::fail_open_dropped_writes`](crate::CacheStats::fail_open_dropped_writes).
+    ///
+    /// Bad input is still an error, and so are the calls that report on or
+    /// manage the whole cache (`health_check` answers false, `clear_all` and
+    /// `flush_db` fail). Every call is still bounded by the response timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = iftb_cache::CacheConfig::builder().fail_open(true).build()?;
+    /// assert!(config.fail_open());
+    /// # Ok::<(), iftb_cache::Error>(())
+    /// ```
+    pub fn fail_open(mut self, on: bool) -> Self {
+        self.config.fail_open = on;
         self
     }
 

@@ -30,6 +30,9 @@ impl Shared {
     }
 
     /// Counts and reports a failed call; bad input is the caller's, not counted.
+    /// For calls that never fail open (health, clearing); reads and writes go
+    /// through [`observe_read`](Self::observe_read) and
+    /// [`observe_write`](Self::observe_write).
     pub(crate) fn observe<T>(&self, op: &str, key: &str, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
             if !e.is_invalid_input() {
@@ -39,6 +42,56 @@ impl Shared {
             }
         }
         result
+    }
+
+    /// As [`observe`](Self::observe), for a read: in fail-open mode, an
+    /// unavailable backend or a stored value that cannot be decoded gives
+    /// `miss()` instead, counted and reported by a `cache_fail_open` warning.
+    /// The caller records the miss itself (`record_read`), as for any miss.
+    pub(crate) fn observe_read<T>(
+        &self,
+        op: &str,
+        key: &str,
+        result: Result<T>,
+        miss: impl FnOnce() -> T,
+    ) -> Result<T> {
+        match result {
+            Err(e) if self.fails_open(&e, true) => {
+                self.counters.error(e.is_codec());
+                self.counters.fail_open_miss();
+                let backend = self.backend.name();
+                tracing::warn!(op, key, backend, error = %e, outcome = "miss", "cache_fail_open");
+                Ok(miss())
+            }
+            other => self.observe(op, key, other),
+        }
+    }
+
+    /// As [`observe`](Self::observe), for a write: in fail-open mode, a write
+    /// the unavailable backend did not take is dropped, counted and reported
+    /// by a `cache_fail_open` warning, and the caller gets `T::default()`.
+    pub(crate) fn observe_write<T: Default>(
+        &self,
+        op: &str,
+        key: &str,
+        result: Result<T>,
+    ) -> Result<T> {
+        match result {
+            Err(e) if self.fails_open(&e, false) => {
+                self.counters.error(false);
+                self.counters.fail_open_dropped_write();
+                let backend = self.backend.name();
+                tracing::warn!(op, key, backend, error = %e, outcome = "write_dropped", "cache_fail_open");
+                Ok(T::default())
+            }
+            other => self.observe(op, key, other),
+        }
+    }
+
+    /// True when fail-open mode is on and `e` is one it absorbs: the backend
+    /// is unavailable, or (for reads) a stored value cannot be decoded.
+    fn fails_open(&self, e: &crate::Error, read: bool) -> bool {
+        self.config.fail_open() && (e.is_unavailable() || (read && e.is_codec()))
     }
 }
 
@@ -128,7 +181,8 @@ impl CacheManager {
         self.shared.backend.name()
     }
 
-    /// Hit, miss and error counters since connecting.
+    /// Hit, miss and error counters since connecting, and what
+    /// [fail-open mode](crate::CacheConfigBuilder::fail_open) absorbed.
     pub fn stats(&self) -> CacheStats {
         self.shared.counters.snapshot()
     }

@@ -195,7 +195,7 @@ impl<'a> OhlcvCache<'a> {
                 .or(self.shared.config.max_bars_per_series()),
         };
         let result = self.shared.backend.series_upsert(&write).await;
-        self.shared.observe("set_bars", &key, result)
+        self.shared.observe_write("set_bars", &key, result)
     }
 
     /// The newest `limit` bars, newest first; `None` when nothing is cached.
@@ -308,18 +308,23 @@ impl<'a> OhlcvCache<'a> {
             .map(|(s, tf)| self.shared.keys.series(s, *tf))
             .collect::<Result<Vec<_>>>()?;
         let result = self.shared.backend.series_latest_many(&keys).await;
-        let records = self.shared.observe("get_latest_bars", "", result)?;
-        let decoded = keys
-            .iter()
+        let misses = || vec![None; keys.len()];
+        let records = self
+            .shared
+            .observe_read("get_latest_bars", "", result, misses)?;
+        keys.iter()
             .zip(records)
             .map(|(key, record)| {
-                self.shared.record_read(key, record.is_some());
-                record
+                let bar = record
                     .map(|r| codec::access::<Bar>(&r).map(ArchivedBar::to_bar))
-                    .transpose()
+                    .transpose();
+                let bar = self
+                    .shared
+                    .observe_read("get_latest_bars", key, bar, || None)?;
+                self.shared.record_read(key, bar.is_some());
+                Ok(bar)
             })
-            .collect();
-        self.shared.observe("get_latest_bars", "", decoded)
+            .collect()
     }
 
     /// Drops the series; true when it was cached.
@@ -331,7 +336,7 @@ impl<'a> OhlcvCache<'a> {
     pub async fn invalidate(&self, symbol: &str, tf: Timeframe) -> Result<bool> {
         let key = self.shared.keys.series(symbol, tf)?;
         let result = self.shared.backend.delete(std::slice::from_ref(&key)).await;
-        Ok(self.shared.observe("invalidate", &key, result)? > 0)
+        Ok(self.shared.observe_write("invalidate", &key, result)? > 0)
     }
 
     /// Validates the records of a read and counts it as a hit or a miss.
@@ -341,14 +346,14 @@ impl<'a> OhlcvCache<'a> {
         key: &str,
         result: Result<Vec<Bytes>>,
     ) -> Result<Option<ArchivedBars>> {
-        let records = self.shared.observe(op, key, result)?;
-        self.shared.record_read(key, !records.is_empty());
-        if records.is_empty() {
-            return Ok(None);
-        }
-        self.shared
-            .observe(op, key, ArchivedBars::new(records))
-            .map(Some)
+        let records = self.shared.observe_read(op, key, result, Vec::new)?;
+        let view = match records.is_empty() {
+            true => Ok(None),
+            false => ArchivedBars::new(records).map(Some),
+        };
+        let view = self.shared.observe_read(op, key, view, || None)?;
+        self.shared.record_read(key, view.is_some());
+        Ok(view)
     }
 }
 

@@ -191,12 +191,17 @@ impl<'a> RedisClient<'a> {
     }
 }
 
+/// Longest TTL accepted: 100 years. Longer ones overflow the clocks that
+/// expire entries (Redis answers an error after part of a write has landed,
+/// the embedded backend's `Instant` panics); pass `None` for no expiry.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// A TTL must be at least one millisecond: Redis rejects zero, and a zero TTL
-/// is almost always a bug in the caller.
+/// is almost always a bug in the caller. At most [`MAX_TTL`].
 pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
-    if ttl.as_millis() == 0 {
+    if ttl.as_millis() == 0 || ttl > MAX_TTL {
         return Err(Error::invalid(format!(
-            "TTL {ttl:?} is under 1 ms; pass None for no expiry"
+            "TTL {ttl:?} is outside 1 ms..=100 years; pass None for no expiry"
         )));
     }
     Ok(())

@@ -266,7 +266,8 @@ impl CacheConfigBuilder {
         self
     }
 
-    /// The default TTL of `data`; must be at least one millisecond.
+    /// The default TTL of `data`: one millisecond to
+    /// [`MAX_TTL`](crate::MAX_TTL) (100 years).
     pub fn ttl(mut self, data: DataType, ttl: Duration) -> Self {
         self.config.ttls.insert(data, ttl);
         self
@@ -326,16 +327,17 @@ impl CacheConfigBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::Config`] for a bad URL or namespace, a TTL under one
-    /// millisecond or a zero timeout.
+    /// millisecond or over [`MAX_TTL`](crate::MAX_TTL), or a zero timeout.
     pub fn build(self) -> Result<CacheConfig> {
         if let Some(e) = self.error {
             return Err(e);
         }
         let c = self.config;
         validate_namespace(&c.namespace)?;
-        if let Some((data, ttl)) = c.ttls.iter().find(|(_, t)| t.as_millis() == 0) {
+        let bad_ttl = |t: &Duration| t.as_millis() == 0 || *t > crate::client::MAX_TTL;
+        if let Some((data, ttl)) = c.ttls.iter().find(|(_, t)| bad_ttl(t)) {
             return Err(config_error(format!(
-                "TTL of {data:?} is {ttl:?}; the least is 1 ms"
+                "TTL of {data:?} is {ttl:?}; it must be 1 ms to 100 years"
             )));
         }
         if c.connect_timeout.is_zero() || c.response_timeout.is_zero() {

@@ -50,7 +50,7 @@ mod model;
 mod ohlcv;
 mod stats;
 
-pub use client::{RedisClient, MAX_VALUE_LEN};
+pub use client::{RedisClient, MAX_TTL, MAX_VALUE_LEN};
 pub use config::{CacheConfig, CacheConfigBuilder, DataType};
 pub use error::{Error, ErrorKind, Result};
 pub use keys::MAX_KEY_LEN;

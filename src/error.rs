@@ -19,7 +19,8 @@ pub enum ErrorKind {
     Authentication,
     /// Redis answered with an error (wrong type, out of memory, script error...).
     Server,
-    /// A stored value is corrupt, foreign, truncated or of another format version.
+    /// A stored value is corrupt, foreign (another program's, or of another
+    /// Redis type: `WRONGTYPE`), truncated or of another format version.
     Codec,
     /// The configuration is invalid (bad URL, bad variable in the environment).
     Config,
@@ -136,11 +137,23 @@ impl From<redis::RedisError> for Error {
             ErrorKind::Connection
         } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
             ErrorKind::Config
+        } else if is_wrong_type(&e) {
+            ErrorKind::Codec
         } else {
             ErrorKind::Server
         };
         Error::new(kind, "redis").with_source(e)
     }
+}
+
+/// `WRONGTYPE`: one of our keys holds a value of another Redis type, which
+/// another program put there. Foreign data, as a foreign string would be.
+fn is_wrong_type(e: &redis::RedisError) -> bool {
+    const CODE: &str = "WRONGTYPE";
+    e.code() == Some(CODE)
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, s)| s.code() == CODE))
 }
 
 #[cfg(test)]

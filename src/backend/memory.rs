@@ -341,9 +341,10 @@ fn series_entry(series: BTreeMap<i64, Bytes>, expires_at: Option<Instant>, size:
     }
 }
 
+/// As Redis' `WRONGTYPE`, which the Redis backend reports as a codec error.
 fn wrong_type(key: &str) -> Error {
     Error::new(
-        crate::ErrorKind::Server,
+        crate::ErrorKind::Codec,
         format!("WRONGTYPE: {key} holds another kind of value"),
     )
 }

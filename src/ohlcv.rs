@@ -80,7 +80,7 @@ impl ArchivedBars {
     /// Validates every record; after this, reading them cannot fail.
     fn new(records: Vec<Bytes>) -> Result<Self> {
         for record in &records {
-            codec::access::<Bar>(record)?;
+            checked_bar(record)?;
         }
         Ok(Self { records })
     }
@@ -316,7 +316,7 @@ impl<'a> OhlcvCache<'a> {
             .zip(records)
             .map(|(key, record)| {
                 let bar = record
-                    .map(|r| codec::access::<Bar>(&r).map(ArchivedBar::to_bar))
+                    .map(|r| checked_bar(&r).map(ArchivedBar::to_bar))
                     .transpose();
                 let bar = self
                     .shared
@@ -355,6 +355,17 @@ impl<'a> OhlcvCache<'a> {
         self.shared.record_read(key, view.is_some());
         Ok(view)
     }
+}
+
+/// A stored bar, validated as a record and as a bar: a well-formed record
+/// holding what no write accepts (NaN prices, `low > high`...) is corrupt,
+/// and handing it out would poison every indicator downstream.
+fn checked_bar(record: &[u8]) -> Result<&ArchivedBar> {
+    let bar = codec::access::<Bar>(record)?;
+    bar.to_bar()
+        .validate()
+        .map_err(|e| Error::codec(format!("stored bar is corrupt: {e}")))?;
+    Ok(bar)
 }
 
 fn check_limit(limit: usize) -> Result<()> {

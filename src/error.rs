@@ -11,7 +11,8 @@ use std::sync::Arc;
 pub enum ErrorKind {
     /// The call's arguments were rejected before anything was sent or written.
     InvalidInput,
-    /// Redis could not be reached, or the connection dropped.
+    /// Redis could not be reached, the connection dropped, or Redis is not
+    /// serving yet (`LOADING` its data set after a restart).
     Connection,
     /// Redis did not answer within the configured response timeout.
     Timeout,
@@ -133,7 +134,11 @@ impl From<redis::RedisError> for Error {
             || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
         {
             ErrorKind::Authentication
-        } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        } else if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+        {
             ErrorKind::Connection
         } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
             ErrorKind::Config

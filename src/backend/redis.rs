@@ -67,6 +67,7 @@ impl RedisBackend {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.clone().set_redis_settings(settings))?;
+        check_credentials(&client, config).await?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout()))
             .set_response_timeout(Some(config.response_timeout()))
@@ -246,6 +247,22 @@ impl RedisBackend {
 
     pub(crate) async fn flush_db(&self) -> Result<()> {
         self.query(&redis::cmd("FLUSHDB")).await
+    }
+}
+
+/// One direct connection before the manager's: Redis refusing the credentials
+/// is reported at once, where the manager would try them twice more with
+/// backoff (a retry loop on a wrong password). Other failures are left to
+/// the manager's retries.
+async fn check_credentials(client: &redis::Client, config: &CacheConfig) -> Result<()> {
+    let probe = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout()))
+        .set_response_timeout(Some(config.response_timeout()));
+    let limit = config.connect_timeout() + config.response_timeout();
+    let connect = client.get_multiplexed_async_connection_with_config(&probe);
+    match bounded(limit, connect).await {
+        Err(e) if e.kind() == ErrorKind::Authentication => Err(e),
+        _ => Ok(()),
     }
 }
 

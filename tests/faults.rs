@@ -416,6 +416,7 @@ async fn a_batch_cut_by_a_crash_is_applied_chunk_whole_or_reported_failed() {
             .expect("the cut write returned")
             .expect("no panic");
         server.restart();
+        server.wait_loaded();
         let stored = stored_series(&server, &symbol);
         let applied = assert_chunk_whole(&stored, &old, &new);
         match &result {
@@ -463,6 +464,52 @@ async fn a_batch_cut_by_a_freeze_times_out_and_lands_chunk_whole() {
     eprintln!("write {result:?}, then {applied} of 10 chunks applied");
     let read = cache.ohlcv().get_range(SYM, TF, 0, i64::MAX).await.unwrap();
     assert_chunk_whole(&read.unwrap(), &old, &new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_loads_after_a_restart_calls_are_unavailable_or_fail_open() {
+    // Loading made slow on purpose: 300 µs per key, 1.5 s for 5,000 keys,
+    // with clients answered (LOADING) every kilobyte loaded.
+    let args = [
+        "--key-load-delay",
+        "300",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ];
+    let mut server = RedisServer::start_with(&args);
+    let strict = connect(&server, false).await;
+    let lenient = connect(&server, true).await;
+    seed(&strict).await;
+    let mut raw = server.raw();
+    let fill = "for i = 1, 5000 do redis.call('SET', 'filler:' .. i, 'x') end";
+    redis::cmd("EVAL").arg(fill).arg(0).exec(&mut raw).unwrap();
+    redis::cmd("SAVE").exec(&mut raw).unwrap();
+    drop(raw);
+    server.restart();
+
+    for ran in run_every_call(&strict).await {
+        assert_unavailable(&ran, &server);
+    }
+    let ran = run_every_call(&lenient).await;
+    assert_failed_open(&ran, &server);
+    let loading: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut server.raw())
+        .unwrap();
+    assert!(
+        loading.contains("loading:1"),
+        "loading ended before the checks"
+    );
+
+    server.wait_loaded();
+    let served = strict.client().get("k").await;
+    assert_eq!(served.unwrap().as_deref(), Some("v"), "{}", server.log());
+    assert!(lenient
+        .ohlcv()
+        .get_bars(SYM, TF, 3)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// Each symbol's bars are a pure function of (symbol, timestamp): any bar

@@ -7,7 +7,7 @@
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,12 +28,37 @@ impl RedisServer {
     /// A server with extra `redis-server` arguments, such as
     /// `["--requirepass", "secret"]` or `["--maxmemory", "2mb"]`.
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::launch(free_port(), extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// A server speaking TLS only, on its port, with PEM files: its
+    /// certificate and key, and the CA that signed them. Use [`tls_url`](Self::tls_url).
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+        let mut args: Vec<String> = ["--port", "0", "--tls-port", &port.to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for (flag, file) in [
+            ("--tls-cert-file", cert),
+            ("--tls-key-file", key),
+            ("--tls-ca-cert-file", ca),
+        ] {
+            args.extend([flag.to_string(), path(file)]);
+        }
+        args.extend(["--tls-auth-clients".into(), "no".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::launch(port, args)
+    }
+
+    fn launch(port: u16, args: Vec<String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for redis-server");
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port,
             dir,
-            args: extra.iter().map(|s| s.to_string()).collect(),
+            args,
         };
         server.spawn();
         server
@@ -117,6 +142,16 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// `redis://USERINFO@127.0.0.1:PORT/0`, such as `:password` or `user:password`.
+    pub fn url_with(&self, userinfo: &str) -> String {
+        format!("redis://{userinfo}@127.0.0.1:{}/0", self.port)
+    }
+
+    /// `rediss://127.0.0.1:PORT/0`, for a server from [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/0", self.port)
+    }
+
     /// The server's log, for failure messages.
     pub fn log(&self) -> String {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
@@ -125,10 +160,37 @@ impl RedisServer {
 
     /// A synchronous redis-rs connection, for inspecting what the cache wrote.
     pub fn raw(&self) -> redis::Connection {
-        let client = redis::Client::open(self.url()).expect("client");
+        self.raw_at(&self.url())
+    }
+
+    /// As [`raw`](Self::raw), at a URL of [`url_with`](Self::url_with).
+    pub fn raw_at(&self, url: &str) -> redis::Connection {
+        let client = redis::Client::open(url).expect("client");
         client
             .get_connection()
             .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log()))
+    }
+
+    /// Waits until the server has loaded its data set (after a restart with
+    /// persistence it answers `LOADING` until then).
+    pub fn wait_loaded(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut raw = self.raw();
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("persistence")
+                .query(&mut raw)
+                .unwrap_or_else(|e| panic!("INFO: {e}\n{}", self.log()));
+            if info.lines().any(|l| l.trim() == "loading:0") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still loading after 10 s\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// SIGKILL: the server dies at once, as in a crash.
@@ -247,26 +309,36 @@ macro_rules! on_both_backends {
     };
 }
 
-/// Every `tracing` event emitted on this thread while the guard lives, as
-/// text, at every level: for tests that check what was (or was not) reported.
+/// Every `tracing` event emitted on this thread while it lives, as text, at
+/// every level: for tests that check what was (or was not) reported. Use a
+/// current-thread runtime, so that the cache's tasks run on this thread.
+///
+/// One global subscriber writes each event to the buffer of the thread that
+/// emitted it: a thread-local subscriber would miss events whose callsites
+/// other tests' threads had already registered as uninteresting.
 pub struct Events {
     buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
 }
 
-/// Starts capturing events on this thread (use a current-thread runtime).
+thread_local! {
+    static SINK: std::cell::RefCell<Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Starts capturing the events of this thread.
 pub fn capture_events() -> Events {
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(|| ThreadSink)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+    });
     let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || SharedBuf(sink.clone()))
-        .finish();
-    Events {
-        buf,
-        _guard: tracing::subscriber::set_default(subscriber),
-    }
+    SINK.with(|s| *s.borrow_mut() = Some(buf.clone()));
+    Events { buf }
 }
 
 impl Events {
@@ -281,11 +353,22 @@ impl Events {
     }
 }
 
-struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+impl Drop for Events {
+    fn drop(&mut self) {
+        SINK.with(|s| *s.borrow_mut() = None);
+    }
+}
 
-impl std::io::Write for SharedBuf {
+/// Writes to the capturing buffer of the current thread, if any.
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
+        SINK.with(|s| {
+            if let Some(buf) = &*s.borrow() {
+                buf.lock().unwrap().extend_from_slice(data);
+            }
+        });
         Ok(data.len())
     }
 

@@ -23,6 +23,8 @@
 //! |---|---|
 //! | `manager` | [`CacheManager`]: connects, hands out the typed caches, health, clearing |
 //! | `ohlcv` | [`OhlcvCache`]: candle series, one sorted set each, scored by open time |
+//! | `market` | [`MarketDataCache`]: tickers, funding rates, Fear & Greed; batch reads in one MGET |
+//! | `llm` | [`LlmCache`]: LLM results as JSON, LZ4 over 10 KB; single-flight `get_or_compute` |
 //! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON |
 //! | `config` | [`CacheConfig`]: backend choice, namespace, TTL table, timeouts |
 //! | `model` | [`Bar`], [`Ticker`], [`FearGreed`], [`Timeframe`], symbol validation |
@@ -45,7 +47,9 @@ pub mod codec;
 mod config;
 mod error;
 mod keys;
+mod llm;
 mod manager;
+mod market;
 mod model;
 mod ohlcv;
 mod stats;
@@ -54,7 +58,9 @@ pub use client::{RedisClient, MAX_TTL, MAX_VALUE_LEN};
 pub use config::{CacheConfig, CacheConfigBuilder, DataType};
 pub use error::{Error, ErrorKind, Result};
 pub use keys::MAX_KEY_LEN;
+pub use llm::{ComputeOptions, LlmCache, COMPRESS_THRESHOLD};
 pub use manager::CacheManager;
+pub use market::{check_fear_greed, MarketDataCache, MAX_SYMBOLS_PER_CALL};
 pub use model::{
     validate_symbol, ArchivedBar, ArchivedFearGreed, ArchivedTicker, Bar, FearGreed,
     FearGreedClass, Ticker, Timeframe, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS,

@@ -6,6 +6,8 @@ use crate::client::RedisClient;
 use crate::config::CacheConfig;
 use crate::error::Result;
 use crate::keys::Keys;
+use crate::llm::{Flights, LlmCache};
+use crate::market::MarketDataCache;
 use crate::ohlcv::OhlcvCache;
 use crate::stats::{CacheStats, Counters};
 use std::sync::Arc;
@@ -16,6 +18,8 @@ pub(crate) struct Shared {
     pub(crate) keys: Keys,
     pub(crate) config: CacheConfig,
     counters: Counters,
+    /// `LlmCache::get_or_compute` calls in progress, shared by key.
+    pub(crate) flights: Flights,
 }
 
 impl Shared {
@@ -157,6 +161,7 @@ impl CacheManager {
                 keys: Keys::new(config.namespace()),
                 config,
                 counters: Counters::default(),
+                flights: Flights::default(),
             }),
         }
     }
@@ -164,6 +169,16 @@ impl CacheManager {
     /// The OHLCV bar cache.
     pub fn ohlcv(&self) -> OhlcvCache<'_> {
         OhlcvCache::new(&self.shared)
+    }
+
+    /// The market data cache: tickers, funding rates, Fear & Greed.
+    pub fn market(&self) -> MarketDataCache<'_> {
+        MarketDataCache::new(&self.shared)
+    }
+
+    /// The LLM analysis cache, with its single-flight loader.
+    pub fn llm(&self) -> LlmCache<'_> {
+        LlmCache::new(&self.shared)
     }
 
     /// The low-level client, for keys of your own under `{namespace}:kv:`.

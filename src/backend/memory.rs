@@ -133,6 +133,36 @@ impl MemoryBackend {
         Ok(self.with_live(key, |_| ()).is_some())
     }
 
+    pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool> {
+        let size = ENTRY_OVERHEAD + key.len() + value.len();
+        self.check_fits(key, size)?;
+        let now = Instant::now();
+        // Check and insert under one write lock, as `SET NX` is one command.
+        let mut shard = self.write(key);
+        if shard.map.get(key).is_some_and(|e| e.live(now)) {
+            return Ok(false);
+        }
+        let entry = Entry {
+            stored: Stored::Value(value),
+            expires_at: Some(now + ttl),
+            size,
+        };
+        shard.insert(key, entry);
+        shard.evict_if_over(self.shard_capacity, key);
+        Ok(true)
+    }
+
+    pub(crate) fn delete_if_equals(&self, key: &str, value: &[u8]) -> Result<bool> {
+        let now = Instant::now();
+        let mut shard = self.write(key);
+        let holds = |e: &Entry| e.live(now) && matches!(&e.stored, Stored::Value(v) if v == value);
+        if !shard.map.get(key).is_some_and(holds) {
+            return Ok(false);
+        }
+        shard.remove(key);
+        Ok(true)
+    }
+
     pub(crate) fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
         let now = Instant::now();
         let mut shard = self.write(w.key);
@@ -415,5 +445,21 @@ mod tests {
         assert!(m.series_upsert(&write("v", &one, 60)).is_err());
         assert_eq!(m.get("v").unwrap().as_deref(), Some(&b"x"[..]));
         assert_eq!(m.mget(&["v".into(), "none".into()]).unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lock_primitives_match_set_nx_px_and_compare_and_delete() {
+        let m = MemoryBackend::new(1 << 20);
+        let lease = Duration::from_secs(10);
+        assert!(m.set_nx("l", Bytes::from_static(b"a"), lease).unwrap());
+        assert!(!m.set_nx("l", Bytes::from_static(b"b"), lease).unwrap());
+        assert!(!m.delete_if_equals("l", b"b").unwrap(), "not b's lock");
+        assert!(m.exists("l").unwrap());
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(!m.delete_if_equals("l", b"a").unwrap(), "a's lock expired");
+        assert!(m.set_nx("l", Bytes::from_static(b"b"), lease).unwrap());
+        assert!(!m.delete_if_equals("l", b"a").unwrap(), "b's lock stays");
+        assert!(m.delete_if_equals("l", b"b").unwrap());
+        assert!(!m.exists("l").unwrap());
     }
 }

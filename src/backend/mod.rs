@@ -85,6 +85,18 @@ impl Backend {
         dispatch!(self.exists(key))
     }
 
+    /// Sets `key` only if it holds no live value (a lock's acquire, `SET NX PX`);
+    /// true when this call set it.
+    pub(crate) async fn set_nx(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool> {
+        dispatch!(self.set_nx(key, value, ttl))
+    }
+
+    /// Deletes `key` only if it still holds `value` (a lock's release: never
+    /// another holder's lock taken after ours expired); true when deleted.
+    pub(crate) async fn delete_if_equals(&self, key: &str, value: &[u8]) -> Result<bool> {
+        dispatch!(self.delete_if_equals(key, value))
+    }
+
     /// Inserts or replaces bars by timestamp; each batch is applied whole.
     pub(crate) async fn series_upsert(&self, write: &SeriesWrite<'_>) -> Result<()> {
         if write.items.is_empty() {

@@ -47,6 +47,13 @@ if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
 return (n - 2) / 2
 "#;
 
+/// Compare-and-delete: a lock is released only by the holder whose token it
+/// still holds. KEYS[1]: the lock. ARGV[1]: the token.
+const DELETE_IF_EQUALS_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
 pub(crate) struct RedisBackend {
     conn: ConnectionManager,
     /// The response timeout plus a margin: the outer bound on any one call.
@@ -147,6 +154,27 @@ impl RedisBackend {
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool> {
         self.query(redis::cmd("EXISTS").arg(key)).await
+    }
+
+    /// `SET NX PX GET` (Redis 7+) answers the value it found, so a send
+    /// repeated after a dropped reply still knows it set the key: it finds
+    /// its own value there. Callers pass a value unique to the attempt.
+    pub(crate) async fn set_nx(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value.as_ref()).arg("NX").arg("PX");
+        cmd.arg(ttl_millis(ttl)).arg("GET");
+        let found: Option<Vec<u8>> = self.query(&cmd).await?;
+        Ok(found.is_none_or(|old| old == value.as_ref()))
+    }
+
+    /// GET and DEL in one script, so that no other client's SET can land
+    /// between the comparison and the delete. Plain EVAL: the script is tiny,
+    /// runs once per computation, and never meets NOSCRIPT.
+    pub(crate) async fn delete_if_equals(&self, key: &str, value: &[u8]) -> Result<bool> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(DELETE_IF_EQUALS_LUA).arg(1).arg(key).arg(value);
+        let deleted: u64 = self.query(&cmd).await?;
+        Ok(deleted > 0)
     }
 
     pub(crate) async fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {

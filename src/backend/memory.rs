@@ -236,7 +236,10 @@ impl MemoryBackend {
         Ok(())
     }
 
+    /// Counts only live entries, as Redis does: its SCAN never returns an
+    /// expired key. Expired ones go too.
     pub(crate) fn clear_prefix(&self, prefix: &str) -> Result<u64> {
+        let now = Instant::now();
         let mut n = 0;
         for shard in self.shards.iter() {
             let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
@@ -247,8 +250,9 @@ impl MemoryBackend {
                 .cloned()
                 .collect();
             for key in doomed {
-                shard.remove(&key);
-                n += 1;
+                if shard.remove(&key).is_some_and(|e| e.live(now)) {
+                    n += 1;
+                }
             }
         }
         Ok(n)

@@ -118,8 +118,7 @@ impl<'a> MarketDataCache<'a> {
     /// See [`set_ticker`](Self::set_ticker).
     pub async fn get_ticker(&self, symbol: &str) -> Result<Option<Ticker>> {
         let key = self.shared.keys.ticker(symbol)?;
-        self.read_one("get_ticker", &key, codec::decode::<Ticker>)
-            .await
+        self.read_one("get_ticker", &key, decode_ticker).await
     }
 
     /// Caches many tickers, each under its own `symbol` field, with the default
@@ -206,8 +205,7 @@ impl<'a> MarketDataCache<'a> {
     /// See [`set_tickers`](Self::set_tickers).
     pub async fn get_tickers<S: AsRef<str>>(&self, symbols: &[S]) -> Result<Vec<Option<Ticker>>> {
         let keys = self.batch_keys(symbols, |s| self.shared.keys.ticker(s))?;
-        self.read_many("get_tickers", &keys, codec::decode::<Ticker>)
-            .await
+        self.read_many("get_tickers", &keys, decode_ticker).await
     }
 
     /// Caches the funding rate of `symbol` (a fraction per funding interval,
@@ -277,8 +275,7 @@ impl<'a> MarketDataCache<'a> {
     /// See [`set_funding_rate`](Self::set_funding_rate).
     pub async fn get_funding_rate(&self, symbol: &str) -> Result<Option<f64>> {
         let key = self.shared.keys.funding(symbol)?;
-        self.read_one("get_funding_rate", &key, codec::decode::<f64>)
-            .await
+        self.read_one("get_funding_rate", &key, decode_rate).await
     }
 
     /// Caches many `(symbol, rate)` pairs with the default funding TTL, in one
@@ -358,7 +355,7 @@ impl<'a> MarketDataCache<'a> {
         symbols: &[S],
     ) -> Result<Vec<Option<f64>>> {
         let keys = self.batch_keys(symbols, |s| self.shared.keys.funding(s))?;
-        self.read_many("get_funding_rates", &keys, codec::decode::<f64>)
+        self.read_many("get_funding_rates", &keys, decode_rate)
             .await
     }
 
@@ -428,7 +425,7 @@ impl<'a> MarketDataCache<'a> {
     /// See [`set_fear_greed`](Self::set_fear_greed).
     pub async fn get_fear_greed(&self) -> Result<Option<FearGreed>> {
         let key = self.shared.keys.fear_greed();
-        self.read_one("get_fear_greed", &key, codec::decode::<FearGreed>)
+        self.read_one("get_fear_greed", &key, decode_fear_greed)
             .await
     }
 
@@ -493,6 +490,31 @@ impl<'a> MarketDataCache<'a> {
             })
             .collect()
     }
+}
+
+// Stored values are checked as the writes check them: a record that decodes
+// but holds what no write accepts (a NaN price, a value over 100) is corrupt.
+
+fn decode_ticker(bytes: &[u8]) -> Result<Ticker> {
+    let ticker = codec::decode::<Ticker>(bytes)?;
+    ticker.validate().map_err(corrupt)?;
+    Ok(ticker)
+}
+
+fn decode_rate(bytes: &[u8]) -> Result<f64> {
+    let rate = codec::decode::<f64>(bytes)?;
+    check_rate(rate).map_err(corrupt)?;
+    Ok(rate)
+}
+
+fn decode_fear_greed(bytes: &[u8]) -> Result<FearGreed> {
+    let reading = codec::decode::<FearGreed>(bytes)?;
+    check_fear_greed(&reading).map_err(corrupt)?;
+    Ok(reading)
+}
+
+fn corrupt(e: Error) -> Error {
+    Error::codec(format!("stored value is corrupt: {e}"))
 }
 
 fn check_batch(n: usize) -> Result<()> {

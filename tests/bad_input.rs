@@ -6,8 +6,9 @@
 mod support;
 
 use iftb_cache::{
-    Bar, BarWriteOptions, CacheConfig, CacheManager, DataType, ErrorKind, Result, Timeframe,
-    MAX_BARS_PER_READ, MAX_KEY_LEN, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS, MAX_VALUE_LEN,
+    Bar, BarWriteOptions, CacheConfig, CacheManager, ComputeOptions, DataType, ErrorKind,
+    FearGreed, FearGreedClass, Result, Ticker, Timeframe, MAX_BARS_PER_READ, MAX_KEY_LEN,
+    MAX_SYMBOLS_PER_CALL, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS, MAX_VALUE_LEN,
 };
 use std::time::Duration;
 use support::{RedisServer, TestCache};
@@ -49,169 +50,8 @@ async fn rejected<T: std::fmt::Debug>(t: &TestCache, result: Result<T>) {
     );
 }
 
-async fn set_bars_rejects(t: &TestCache, symbol: &str, bars: &[Bar]) {
-    rejected(t, t.cache.ohlcv().set_bars(symbol, TF, bars).await).await;
-}
-
-async fn set_bars_rejects_bar(t: &TestCache, bad: Bar) {
-    set_bars_rejects(t, "BTCUSDT", &[bad]).await;
-}
-
-on_both_backends!(
-    set_bars_rejects_an_empty_symbol,
-    set_bars_rejects_a_symbol_over_the_length_limit,
-    set_bars_rejects_a_symbol_with_a_colon,
-    set_bars_rejects_a_symbol_with_braces,
-    set_bars_rejects_a_symbol_with_whitespace,
-    set_bars_rejects_a_symbol_with_a_glob_character,
-    set_bars_rejects_a_symbol_with_a_control_character,
-    set_bars_rejects_a_nan_price,
-    set_bars_rejects_an_infinite_price,
-    set_bars_rejects_an_infinite_volume,
-    set_bars_rejects_low_above_high,
-    set_bars_rejects_a_negative_volume,
-    set_bars_rejects_a_negative_timestamp,
-    set_bars_rejects_a_timestamp_past_2_pow_53,
-    set_bars_rejects_a_whole_batch_for_one_bad_bar,
-    set_bars_with_ttl_rejects_a_zero_ttl,
-    set_bars_with_ttl_rejects_a_ttl_under_a_millisecond,
-    set_bars_with_ttl_rejects_a_ttl_too_long_to_represent,
-    set_bars_with_rejects_a_zero_ttl_in_its_options,
-    get_bars_rejects_a_bad_symbol,
-    get_bars_rejects_a_zero_limit,
-    get_bars_rejects_a_limit_over_the_maximum,
-    get_bars_archived_rejects_a_zero_limit,
-    get_bars_archived_rejects_a_limit_over_the_maximum,
-    get_range_rejects_a_bad_symbol,
-    get_range_rejects_a_start_after_its_end,
-    get_range_rejects_a_window_holding_too_many_bars,
-    get_latest_bar_rejects_a_bad_symbol,
-    get_latest_bars_rejects_one_bad_symbol_among_good,
-    get_latest_bars_rejects_too_many_series,
-    invalidate_rejects_a_bad_symbol,
-    client_set_rejects_an_empty_key,
-    client_set_rejects_a_key_over_the_length_limit,
-    client_set_rejects_a_zero_ttl,
-    client_set_rejects_a_ttl_under_a_millisecond,
-    client_set_rejects_a_ttl_too_long_to_represent,
-    client_set_rejects_an_oversized_value,
-    client_set_bytes_rejects_an_oversized_value,
-    client_set_json_rejects_an_oversized_value,
-    client_set_json_rejects_a_value_json_cannot_hold,
-    client_get_rejects_a_bad_key,
-    client_get_bytes_rejects_a_bad_key,
-    client_get_json_rejects_a_bad_key,
-    client_exists_rejects_a_bad_key,
-    client_delete_rejects_a_bad_key,
-    client_mget_rejects_one_bad_key_among_good,
-);
-
-async fn set_bars_rejects_an_empty_symbol(t: &TestCache) {
-    set_bars_rejects(t, "", &[good()]).await;
-}
-
-async fn set_bars_rejects_a_symbol_over_the_length_limit(t: &TestCache) {
-    set_bars_rejects(t, &"B".repeat(MAX_SYMBOL_LEN + 1), &[good()]).await;
-}
-
-async fn set_bars_rejects_a_symbol_with_a_colon(t: &TestCache) {
-    set_bars_rejects(t, "BTC:USDT", &[good()]).await;
-}
-
-async fn set_bars_rejects_a_symbol_with_braces(t: &TestCache) {
-    set_bars_rejects(t, "{BTCUSDT}", &[good()]).await;
-}
-
-async fn set_bars_rejects_a_symbol_with_whitespace(t: &TestCache) {
-    set_bars_rejects(t, "BTC USDT", &[good()]).await;
-}
-
-async fn set_bars_rejects_a_symbol_with_a_glob_character(t: &TestCache) {
-    set_bars_rejects(t, "BTC*", &[good()]).await;
-}
-
-async fn set_bars_rejects_a_symbol_with_a_control_character(t: &TestCache) {
-    set_bars_rejects(t, "BTC\0USDT", &[good()]).await;
-}
-
-async fn set_bars_rejects_a_nan_price(t: &TestCache) {
-    set_bars_rejects_bar(
-        t,
-        Bar {
-            close: f64::NAN,
-            ..good()
-        },
-    )
-    .await;
-}
-
-async fn set_bars_rejects_an_infinite_price(t: &TestCache) {
-    set_bars_rejects_bar(
-        t,
-        Bar {
-            high: f64::INFINITY,
-            ..good()
-        },
-    )
-    .await;
-}
-
-async fn set_bars_rejects_an_infinite_volume(t: &TestCache) {
-    set_bars_rejects_bar(
-        t,
-        Bar {
-            volume: f64::NEG_INFINITY,
-            ..good()
-        },
-    )
-    .await;
-}
-
-async fn set_bars_rejects_low_above_high(t: &TestCache) {
-    set_bars_rejects_bar(
-        t,
-        Bar {
-            low: 46_000.0,
-            ..good()
-        },
-    )
-    .await;
-}
-
-async fn set_bars_rejects_a_negative_volume(t: &TestCache) {
-    set_bars_rejects_bar(
-        t,
-        Bar {
-            volume: -0.5,
-            ..good()
-        },
-    )
-    .await;
-}
-
-async fn set_bars_rejects_a_negative_timestamp(t: &TestCache) {
-    set_bars_rejects_bar(
-        t,
-        Bar {
-            timestamp: -60_000,
-            ..good()
-        },
-    )
-    .await;
-}
-
-async fn set_bars_rejects_a_timestamp_past_2_pow_53(t: &TestCache) {
-    set_bars_rejects_bar(
-        t,
-        Bar {
-            timestamp: MAX_TIMESTAMP_MS + 1,
-            ..good()
-        },
-    )
-    .await;
-}
-
-async fn set_bars_rejects_a_whole_batch_for_one_bad_bar(t: &TestCache) {
+/// 5,000 good bars (more than one chunk) and one with a NaN open.
+fn bars_with_one_nan() -> Vec<Bar> {
     let mut bars: Vec<Bar> = (0..5_000)
         .map(|i| Bar {
             timestamp: i * 60_000,
@@ -219,62 +59,212 @@ async fn set_bars_rejects_a_whole_batch_for_one_bad_bar(t: &TestCache) {
         })
         .collect();
     bars[4_321].open = f64::NAN;
-    set_bars_rejects(t, "BTCUSDT", &bars).await;
+    bars
 }
 
-async fn set_bars_with_ttl_rejects(t: &TestCache, ttl: Duration) {
-    let o = t.cache.ohlcv();
-    rejected(t, o.set_bars_with_ttl("BTCUSDT", TF, &[good()], ttl).await).await;
+fn ticker() -> Ticker {
+    Ticker {
+        symbol: "BTCUSDT".into(),
+        bid: 45_100.0,
+        ask: 45_110.0,
+        last: 45_105.0,
+        volume_24h: 15_000.0,
+        change_24h: 2.5,
+        high_24h: 45_800.0,
+        low_24h: 43_900.0,
+        timestamp: 1_705_478_400_000,
+    }
 }
 
-async fn set_bars_with_ttl_rejects_a_zero_ttl(t: &TestCache) {
-    set_bars_with_ttl_rejects(t, Duration::ZERO).await;
+fn fear_greed(value: u8, classification: FearGreedClass) -> FearGreed {
+    FearGreed {
+        value,
+        classification,
+        timestamp: 1_705_478_400_000,
+    }
 }
 
-async fn set_bars_with_ttl_rejects_a_ttl_under_a_millisecond(t: &TestCache) {
-    set_bars_with_ttl_rejects(t, Duration::from_micros(999)).await;
+fn oversized() -> String {
+    "x".repeat(MAX_VALUE_LEN + 1)
 }
 
-async fn set_bars_with_ttl_rejects_a_ttl_too_long_to_represent(t: &TestCache) {
-    set_bars_with_ttl_rejects(t, Duration::MAX).await;
+fn bad_key() -> String {
+    "k".repeat(MAX_KEY_LEN + 1)
 }
 
-async fn set_bars_with_rejects_a_zero_ttl_in_its_options(t: &TestCache) {
-    let opts = BarWriteOptions::new().ttl(Duration::ZERO);
-    let o = t.cache.ohlcv();
-    rejected(t, o.set_bars_with("BTCUSDT", TF, &[good()], opts).await).await;
+const HASH: &str = "99aa06d3014798d86001c324468d497f";
+
+/// One test per case, on both backends: `name: |t| call;` checks that the
+/// call is rejected with `InvalidInput` and writes nothing.
+macro_rules! rejects {
+    ($($name:ident: |$t:ident| $call:expr;)*) => {
+        $(
+            async fn $name($t: &TestCache) {
+                rejected($t, $call.await).await;
+            }
+        )*
+        on_both_backends!($($name,)* get_range_rejects_a_window_holding_too_many_bars);
+    };
 }
 
-async fn get_bars_rejects_a_bad_symbol(t: &TestCache) {
-    rejected(t, t.cache.ohlcv().get_bars("BTC:USDT", TF, 10).await).await;
+rejects! {
+    // OHLCV: symbols.
+    set_bars_rejects_an_empty_symbol: |t| t.cache.ohlcv().set_bars("", TF, &[good()]);
+    set_bars_rejects_a_symbol_over_the_length_limit:
+        |t| t.cache.ohlcv().set_bars(&"B".repeat(MAX_SYMBOL_LEN + 1), TF, &[good()]);
+    set_bars_rejects_a_symbol_with_a_colon: |t| t.cache.ohlcv().set_bars("BTC:USDT", TF, &[good()]);
+    set_bars_rejects_a_symbol_with_braces: |t| t.cache.ohlcv().set_bars("{BTCUSDT}", TF, &[good()]);
+    set_bars_rejects_a_symbol_with_whitespace:
+        |t| t.cache.ohlcv().set_bars("BTC USDT", TF, &[good()]);
+    set_bars_rejects_a_symbol_with_a_glob_character:
+        |t| t.cache.ohlcv().set_bars("BTC*", TF, &[good()]);
+    set_bars_rejects_a_symbol_with_a_control_character:
+        |t| t.cache.ohlcv().set_bars("BTC\0USDT", TF, &[good()]);
+    // OHLCV: bars.
+    set_bars_rejects_a_nan_price:
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { close: f64::NAN, ..good() }]);
+    set_bars_rejects_an_infinite_price:
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { high: f64::INFINITY, ..good() }]);
+    set_bars_rejects_an_infinite_volume:
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: f64::NEG_INFINITY, ..good() }]);
+    set_bars_rejects_low_above_high:
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { low: 46_000.0, ..good() }]);
+    set_bars_rejects_a_negative_volume:
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: -0.5, ..good() }]);
+    set_bars_rejects_a_negative_timestamp:
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { timestamp: -60_000, ..good() }]);
+    set_bars_rejects_a_timestamp_past_2_pow_53: |t| t.cache.ohlcv().set_bars(
+        "BTCUSDT", TF, &[Bar { timestamp: MAX_TIMESTAMP_MS + 1, ..good() }]);
+    set_bars_rejects_a_whole_batch_for_one_bad_bar:
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &bars_with_one_nan());
+    // OHLCV: TTLs and limits.
+    set_bars_with_ttl_rejects_a_zero_ttl:
+        |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[good()], Duration::ZERO);
+    set_bars_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.ohlcv().set_bars_with_ttl(
+        "BTCUSDT", TF, &[good()], Duration::from_micros(999));
+    set_bars_with_ttl_rejects_a_ttl_too_long_to_represent:
+        |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[good()], Duration::MAX);
+    set_bars_with_rejects_a_zero_ttl_in_its_options: |t| t.cache.ohlcv().set_bars_with(
+        "BTCUSDT", TF, &[good()], BarWriteOptions::new().ttl(Duration::ZERO));
+    get_bars_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_bars("BTC:USDT", TF, 10);
+    get_bars_rejects_a_zero_limit: |t| t.cache.ohlcv().get_bars("BTCUSDT", TF, 0);
+    get_bars_rejects_a_limit_over_the_maximum:
+        |t| t.cache.ohlcv().get_bars("BTCUSDT", TF, MAX_BARS_PER_READ + 1);
+    get_bars_archived_rejects_a_zero_limit: |t| t.cache.ohlcv().get_bars_archived("BTCUSDT", TF, 0);
+    get_bars_archived_rejects_a_limit_over_the_maximum:
+        |t| t.cache.ohlcv().get_bars_archived("BTCUSDT", TF, MAX_BARS_PER_READ + 1);
+    get_range_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_range("", TF, 0, 1);
+    get_range_rejects_a_start_after_its_end: |t| t.cache.ohlcv().get_range("BTCUSDT", TF, 10, 9);
+    get_latest_bar_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_latest_bar("BTC USDT", TF);
+    get_latest_bars_rejects_one_bad_symbol_among_good:
+        |t| t.cache.ohlcv().get_latest_bars(&[("BTCUSDT", TF), ("ETH{USDT}", TF), ("SOLUSDT", TF)]);
+    get_latest_bars_rejects_too_many_series:
+        |t| t.cache.ohlcv().get_latest_bars(&vec![("BTCUSDT", TF); MAX_BARS_PER_READ + 1]);
+    invalidate_rejects_a_bad_symbol: |t| t.cache.ohlcv().invalidate("BTC\nUSDT", TF);
+    // RedisClient.
+    client_set_rejects_an_empty_key: |t| t.cache.client().set("", "v", None);
+    client_set_rejects_a_key_over_the_length_limit: |t| t.cache.client().set(&bad_key(), "v", None);
+    client_set_rejects_a_zero_ttl: |t| t.cache.client().set("k", "v", Some(Duration::ZERO));
+    client_set_rejects_a_ttl_under_a_millisecond:
+        |t| t.cache.client().set("k", "v", Some(Duration::from_nanos(1)));
+    client_set_rejects_a_ttl_too_long_to_represent:
+        |t| t.cache.client().set("k", "v", Some(Duration::MAX));
+    client_set_rejects_an_oversized_value: |t| t.cache.client().set("k", &oversized(), None);
+    client_set_bytes_rejects_an_oversized_value:
+        |t| t.cache.client().set_bytes("k", oversized().into(), None);
+    client_set_json_rejects_an_oversized_value:
+        |t| t.cache.client().set_json("k", &serde_json::json!({ "text": oversized() }), None);
+    // JSON object keys are strings: a map keyed by pairs cannot be written.
+    client_set_json_rejects_a_value_json_cannot_hold: |t| t.cache.client().set_json(
+        "k", &std::collections::BTreeMap::from([((1, 2), "pair")]), None);
+    client_get_rejects_a_bad_key: |t| t.cache.client().get("");
+    client_get_bytes_rejects_a_bad_key: |t| t.cache.client().get_bytes(&bad_key());
+    client_get_json_rejects_a_bad_key: |t| t.cache.client().get_json::<serde_json::Value>("");
+    client_exists_rejects_a_bad_key: |t| t.cache.client().exists(&bad_key());
+    client_delete_rejects_a_bad_key: |t| t.cache.client().delete("");
+    client_mget_rejects_one_bad_key_among_good: |t| t.cache.client().mget(&["a", &bad_key(), "b"]);
+    // Market data: tickers.
+    set_ticker_rejects_a_bad_symbol: |t| t.cache.market().set_ticker("BTC:USDT", &ticker());
+    set_ticker_rejects_a_bad_symbol_inside_the_ticker:
+        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { symbol: "".into(), ..ticker() });
+    set_ticker_rejects_a_nan_bid:
+        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { bid: f64::NAN, ..ticker() });
+    set_ticker_rejects_an_infinite_last_price:
+        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { last: f64::INFINITY, ..ticker() });
+    set_ticker_rejects_a_negative_timestamp:
+        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { timestamp: -1, ..ticker() });
+    set_ticker_with_ttl_rejects_a_zero_ttl:
+        |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &ticker(), Duration::ZERO);
+    set_ticker_with_ttl_rejects_a_ttl_too_long_to_represent:
+        |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &ticker(), Duration::MAX);
+    get_ticker_rejects_a_bad_symbol: |t| t.cache.market().get_ticker("");
+    set_tickers_rejects_a_whole_batch_for_one_bad_ticker: |t| t.cache.market().set_tickers(&[
+        ticker(),
+        Ticker { symbol: "ETHUSDT".into(), ask: f64::NAN, ..ticker() },
+    ]);
+    set_tickers_rejects_too_many_tickers:
+        |t| t.cache.market().set_tickers(&vec![ticker(); MAX_SYMBOLS_PER_CALL + 1]);
+    get_tickers_rejects_one_bad_symbol_among_good:
+        |t| t.cache.market().get_tickers(&["BTCUSDT", "ETH USDT"]);
+    get_tickers_rejects_too_many_symbols:
+        |t| t.cache.market().get_tickers(&vec!["BTCUSDT"; MAX_SYMBOLS_PER_CALL + 1]);
+    // Market data: funding rates.
+    set_funding_rate_rejects_a_nan_rate: |t| t.cache.market().set_funding_rate("BTCUSDT", f64::NAN);
+    set_funding_rate_rejects_an_infinite_rate:
+        |t| t.cache.market().set_funding_rate("BTCUSDT", f64::NEG_INFINITY);
+    set_funding_rate_rejects_a_bad_symbol: |t| t.cache.market().set_funding_rate("BTC*", 0.0001);
+    set_funding_rate_with_ttl_rejects_a_zero_ttl:
+        |t| t.cache.market().set_funding_rate_with_ttl("BTCUSDT", 0.0001, Duration::ZERO);
+    get_funding_rate_rejects_a_bad_symbol: |t| t.cache.market().get_funding_rate("{BTC}");
+    set_funding_rates_rejects_a_whole_batch_for_one_bad_rate:
+        |t| t.cache.market().set_funding_rates(&[("BTCUSDT", 0.0001), ("ETHUSDT", f64::INFINITY)]);
+    set_funding_rates_rejects_a_whole_batch_for_one_bad_symbol:
+        |t| t.cache.market().set_funding_rates(&[("BTCUSDT", 0.0001), ("ETH:USDT", 0.0002)]);
+    set_funding_rates_rejects_too_many_rates: |t| t.cache.market().set_funding_rates(
+        &vec![("BTCUSDT", 0.0001); MAX_SYMBOLS_PER_CALL + 1]);
+    get_funding_rates_rejects_one_bad_symbol_among_good:
+        |t| t.cache.market().get_funding_rates(&["BTCUSDT", ""]);
+    // Market data: Fear & Greed.
+    set_fear_greed_rejects_a_value_over_100:
+        |t| t.cache.market().set_fear_greed(&fear_greed(101, FearGreedClass::ExtremeGreed));
+    set_fear_greed_rejects_the_largest_byte:
+        |t| t.cache.market().set_fear_greed(&fear_greed(255, FearGreedClass::ExtremeGreed));
+    set_fear_greed_rejects_a_value_contradicting_its_class:
+        |t| t.cache.market().set_fear_greed(&fear_greed(90, FearGreedClass::ExtremeFear));
+    set_fear_greed_rejects_a_negative_timestamp: |t| t.cache.market().set_fear_greed(
+        &FearGreed { timestamp: -1, ..fear_greed(45, FearGreedClass::Fear) });
+    set_fear_greed_with_ttl_rejects_a_zero_ttl: |t| t.cache.market().set_fear_greed_with_ttl(
+        &fear_greed(45, FearGreedClass::Fear), Duration::ZERO);
+    // LLM results.
+    set_analysis_rejects_a_bad_analysis_type:
+        |t| t.cache.llm().set_analysis("market analysis", HASH, &"result");
+    set_analysis_rejects_a_hash_that_is_not_hex:
+        |t| t.cache.llm().set_analysis("sentiment", "not-hex!", &"result");
+    set_analysis_rejects_an_empty_hash: |t| t.cache.llm().set_analysis("sentiment", "", &"result");
+    set_analysis_rejects_a_hash_over_128_digits:
+        |t| t.cache.llm().set_analysis("sentiment", &"a".repeat(129), &"result");
+    set_analysis_rejects_an_oversized_result:
+        |t| t.cache.llm().set_analysis("sentiment", HASH, &oversized());
+    set_analysis_rejects_a_result_json_cannot_hold: |t| t.cache.llm().set_analysis(
+        "sentiment", HASH, &std::collections::BTreeMap::from([((1, 2), "pair")]));
+    set_analysis_with_ttl_rejects_a_zero_ttl:
+        |t| t.cache.llm().set_analysis_with_ttl("sentiment", HASH, &"result", Duration::ZERO);
+    get_analysis_rejects_a_bad_analysis_type:
+        |t| t.cache.llm().get_analysis::<serde_json::Value>("", HASH);
+    get_analysis_rejects_a_bad_hash:
+        |t| t.cache.llm().get_analysis::<serde_json::Value>("sentiment", "xyz");
+    get_or_compute_rejects_a_bad_analysis_type_without_computing:
+        |t| t.cache.llm().get_or_compute("bad type", "input", never_called);
+    get_or_compute_with_rejects_a_zero_ttl_without_computing: |t| t.cache.llm().get_or_compute_with(
+        "sentiment", "input", ComputeOptions::new().ttl(Duration::ZERO), never_called);
+    get_or_compute_with_rejects_a_zero_lease_without_computing:
+        |t| t.cache.llm().get_or_compute_with(
+            "sentiment", "input", ComputeOptions::new().lock(Duration::ZERO), never_called);
 }
 
-async fn get_bars_rejects_a_zero_limit(t: &TestCache) {
-    rejected(t, t.cache.ohlcv().get_bars("BTCUSDT", TF, 0).await).await;
-}
-
-async fn get_bars_rejects_a_limit_over_the_maximum(t: &TestCache) {
-    let limit = MAX_BARS_PER_READ + 1;
-    rejected(t, t.cache.ohlcv().get_bars("BTCUSDT", TF, limit).await).await;
-}
-
-async fn get_bars_archived_rejects_a_zero_limit(t: &TestCache) {
-    let o = t.cache.ohlcv();
-    rejected(t, o.get_bars_archived("BTCUSDT", TF, 0).await).await;
-}
-
-async fn get_bars_archived_rejects_a_limit_over_the_maximum(t: &TestCache) {
-    let o = t.cache.ohlcv();
-    let limit = MAX_BARS_PER_READ + 1;
-    rejected(t, o.get_bars_archived("BTCUSDT", TF, limit).await).await;
-}
-
-async fn get_range_rejects_a_bad_symbol(t: &TestCache) {
-    rejected(t, t.cache.ohlcv().get_range("", TF, 0, 1).await).await;
-}
-
-async fn get_range_rejects_a_start_after_its_end(t: &TestCache) {
-    rejected(t, t.cache.ohlcv().get_range("BTCUSDT", TF, 10, 9).await).await;
+/// The computation of a rejected `get_or_compute`: it must never run.
+async fn never_called() -> std::result::Result<String, std::io::Error> {
+    panic!("the LLM was called for a rejected request");
 }
 
 async fn get_range_rejects_a_window_holding_too_many_bars(t: &TestCache) {
@@ -292,102 +282,6 @@ async fn get_range_rejects_a_window_holding_too_many_bars(t: &TestCache) {
     let to = (MAX_BARS_PER_READ as i64 - 1) * 60_000;
     let window = o.get_range("BTCUSDT", Timeframe::M1, 0, to).await.unwrap();
     assert_eq!(window.unwrap().len(), MAX_BARS_PER_READ);
-}
-
-async fn get_latest_bar_rejects_a_bad_symbol(t: &TestCache) {
-    rejected(t, t.cache.ohlcv().get_latest_bar("BTC USDT", TF).await).await;
-}
-
-async fn get_latest_bars_rejects_one_bad_symbol_among_good(t: &TestCache) {
-    let series = [("BTCUSDT", TF), ("ETH{USDT}", TF), ("SOLUSDT", TF)];
-    rejected(t, t.cache.ohlcv().get_latest_bars(&series).await).await;
-}
-
-async fn get_latest_bars_rejects_too_many_series(t: &TestCache) {
-    let series = vec![("BTCUSDT", TF); MAX_BARS_PER_READ + 1];
-    rejected(t, t.cache.ohlcv().get_latest_bars(&series).await).await;
-}
-
-async fn invalidate_rejects_a_bad_symbol(t: &TestCache) {
-    rejected(t, t.cache.ohlcv().invalidate("BTC\nUSDT", TF).await).await;
-}
-
-async fn client_set_rejects_an_empty_key(t: &TestCache) {
-    rejected(t, t.cache.client().set("", "v", None).await).await;
-}
-
-async fn client_set_rejects_a_key_over_the_length_limit(t: &TestCache) {
-    let key = "k".repeat(MAX_KEY_LEN + 1);
-    rejected(t, t.cache.client().set(&key, "v", None).await).await;
-}
-
-async fn client_set_rejects_a_zero_ttl(t: &TestCache) {
-    let ttl = Some(Duration::ZERO);
-    rejected(t, t.cache.client().set("k", "v", ttl).await).await;
-}
-
-async fn client_set_rejects_a_ttl_under_a_millisecond(t: &TestCache) {
-    let ttl = Some(Duration::from_nanos(1));
-    rejected(t, t.cache.client().set("k", "v", ttl).await).await;
-}
-
-async fn client_set_rejects_a_ttl_too_long_to_represent(t: &TestCache) {
-    let ttl = Some(Duration::MAX);
-    rejected(t, t.cache.client().set("k", "v", ttl).await).await;
-}
-
-fn oversized() -> String {
-    "x".repeat(MAX_VALUE_LEN + 1)
-}
-
-async fn client_set_rejects_an_oversized_value(t: &TestCache) {
-    rejected(t, t.cache.client().set("k", &oversized(), None).await).await;
-}
-
-async fn client_set_bytes_rejects_an_oversized_value(t: &TestCache) {
-    let value = bytes::Bytes::from(oversized());
-    rejected(t, t.cache.client().set_bytes("k", value, None).await).await;
-}
-
-async fn client_set_json_rejects_an_oversized_value(t: &TestCache) {
-    let doc = serde_json::json!({ "text": oversized() });
-    rejected(t, t.cache.client().set_json("k", &doc, None).await).await;
-}
-
-async fn client_set_json_rejects_a_value_json_cannot_hold(t: &TestCache) {
-    // JSON object keys are strings: a map keyed by pairs cannot be written.
-    let map = std::collections::BTreeMap::from([((1, 2), "pair")]);
-    rejected(t, t.cache.client().set_json("k", &map, None).await).await;
-}
-
-fn bad_key() -> String {
-    "k".repeat(MAX_KEY_LEN + 1)
-}
-
-async fn client_get_rejects_a_bad_key(t: &TestCache) {
-    rejected(t, t.cache.client().get("").await).await;
-}
-
-async fn client_get_bytes_rejects_a_bad_key(t: &TestCache) {
-    rejected(t, t.cache.client().get_bytes(&bad_key()).await).await;
-}
-
-async fn client_get_json_rejects_a_bad_key(t: &TestCache) {
-    let got = t.cache.client().get_json::<serde_json::Value>("").await;
-    rejected(t, got).await;
-}
-
-async fn client_exists_rejects_a_bad_key(t: &TestCache) {
-    rejected(t, t.cache.client().exists(&bad_key()).await).await;
-}
-
-async fn client_delete_rejects_a_bad_key(t: &TestCache) {
-    rejected(t, t.cache.client().delete("").await).await;
-}
-
-async fn client_mget_rejects_one_bad_key_among_good(t: &TestCache) {
-    let key = bad_key();
-    rejected(t, t.cache.client().mget(&["a", &key, "b"]).await).await;
 }
 
 // Configuration: bad values are `Config` errors at `build()`, before any
@@ -519,7 +413,8 @@ async fn every_series_read_is_codec_error_or_counted_miss(server: &RedisServer) 
 #[tokio::test]
 async fn the_python_bots_json_bar_in_a_series_is_a_codec_error() {
     let server = RedisServer::start();
-    let json = br#"{"timestamp": 1705478400000, "open": 45000.0, "high": 45500.0, "low": 44800.0, "close": 45200.0, "volume": 1234.5}"#;
+    let json = br#"{"timestamp": 1705478400000, "open": 45000.0, "high": 45500.0,
+        "low": 44800.0, "close": 45200.0, "volume": 1234.5}"#;
     plant_record(&server, 1_705_478_400_000, json);
     every_series_read_is_codec_error_or_counted_miss(&server).await;
 }
@@ -638,4 +533,224 @@ async fn a_client_value_that_is_not_the_expected_json_is_a_codec_error_or_a_coun
     let got = lenient.client().get_json::<Expected>("j").await.unwrap();
     assert!(got.is_none());
     assert_eq!(lenient.stats().fail_open_misses, 1);
+}
+
+/// One read of the market data or LLM caches, reduced to "found a value".
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Ticker,
+    Tickers,
+    FundingRate,
+    FundingRates,
+    FearGreed,
+    Analysis,
+}
+
+async fn read(cache: &CacheManager, what: Read) -> Result<bool> {
+    let m = cache.market();
+    Ok(match what {
+        Read::Ticker => m.get_ticker("BTCUSDT").await?.is_some(),
+        Read::Tickers => m.get_tickers(&["BTCUSDT"]).await?[0].is_some(),
+        Read::FundingRate => m.get_funding_rate("BTCUSDT").await?.is_some(),
+        Read::FundingRates => m.get_funding_rates(&["BTCUSDT"]).await?[0].is_some(),
+        Read::FearGreed => m.get_fear_greed().await?.is_some(),
+        Read::Analysis => {
+            let llm = cache.llm();
+            let got = llm
+                .get_analysis::<serde_json::Value>("sentiment", HASH)
+                .await;
+            got?.is_some()
+        }
+    })
+}
+
+/// Stores `value` at `key` as another program would.
+fn plant(server: &RedisServer, key: &str, value: &[u8]) {
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .exec(&mut server.raw())
+        .unwrap();
+}
+
+/// Each read is a codec error when fail-open is off, a counted miss when on.
+async fn codec_error_or_counted_miss(server: &RedisServer, reads: &[Read]) {
+    let strict = cache_on(server, false).await;
+    for &what in reads {
+        let err = read(&strict, what)
+            .await
+            .expect_err("a foreign value was read");
+        assert_eq!(err.kind(), ErrorKind::Codec, "{what:?}: {err}");
+    }
+    assert_eq!(strict.stats().codec_errors, reads.len() as u64);
+    let lenient = cache_on(server, true).await;
+    for &what in reads {
+        assert!(
+            !read(&lenient, what).await.unwrap(),
+            "{what:?} found a value"
+        );
+    }
+    let stats = lenient.stats();
+    let n = reads.len() as u64;
+    assert_eq!(
+        (stats.fail_open_misses, stats.misses, stats.hits),
+        (n, n, 0)
+    );
+}
+
+const TICKER_KEY: &str = "iftb:ticker:{BTCUSDT}";
+const FUNDING_KEY: &str = "iftb:funding:{BTCUSDT}";
+const FEAR_GREED_KEY: &str = "iftb:fear_greed";
+
+fn llm_key() -> String {
+    format!("iftb:llm:{{sentiment}}:{HASH}")
+}
+
+#[tokio::test]
+async fn the_python_bots_json_ticker_is_a_codec_error() {
+    let server = RedisServer::start();
+    let json = br#"{"symbol": "BTCUSDT", "bid": 45100.0, "ask": 45110.0, "last": 45105.0}"#;
+    plant(&server, TICKER_KEY, json);
+    codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
+}
+
+#[tokio::test]
+async fn a_truncated_ticker_is_a_codec_error() {
+    let server = RedisServer::start();
+    let record = iftb_cache::codec::encode(&ticker());
+    plant(&server, TICKER_KEY, &record[..record.len() / 2]);
+    codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
+}
+
+#[tokio::test]
+async fn a_funding_rate_at_a_ticker_key_is_a_codec_error() {
+    let server = RedisServer::start();
+    plant(&server, TICKER_KEY, &iftb_cache::codec::encode(&0.0001f64));
+    codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
+}
+
+#[tokio::test]
+async fn a_hash_at_a_ticker_key_is_a_codec_error() {
+    let server = RedisServer::start();
+    redis::cmd("HSET")
+        .arg(TICKER_KEY)
+        .arg("bid")
+        .arg("45100")
+        .exec(&mut server.raw())
+        .unwrap();
+    // MGET answers nil for a key of another type: only the single read sees it.
+    codec_error_or_counted_miss(&server, &[Read::Ticker]).await;
+}
+
+#[tokio::test]
+async fn a_ticker_record_holding_a_nan_price_is_a_codec_error() {
+    let server = RedisServer::start();
+    let bad = Ticker {
+        bid: f64::NAN,
+        ..ticker()
+    };
+    plant(&server, TICKER_KEY, &iftb_cache::codec::encode(&bad));
+    codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
+}
+
+#[tokio::test]
+async fn the_python_bots_funding_rate_text_is_a_codec_error() {
+    let server = RedisServer::start();
+    plant(&server, FUNDING_KEY, b"0.0001");
+    codec_error_or_counted_miss(&server, &[Read::FundingRate, Read::FundingRates]).await;
+}
+
+#[tokio::test]
+async fn a_funding_rate_record_holding_nan_is_a_codec_error() {
+    let server = RedisServer::start();
+    plant(&server, FUNDING_KEY, &iftb_cache::codec::encode(&f64::NAN));
+    codec_error_or_counted_miss(&server, &[Read::FundingRate, Read::FundingRates]).await;
+}
+
+#[tokio::test]
+async fn a_fear_greed_record_of_another_format_version_is_a_codec_error() {
+    let server = RedisServer::start();
+    let mut record = iftb_cache::codec::encode(&fear_greed(45, FearGreedClass::Fear)).to_vec();
+    record[3] = iftb_cache::codec::FORMAT_VERSION + 1;
+    plant(&server, FEAR_GREED_KEY, &record);
+    codec_error_or_counted_miss(&server, &[Read::FearGreed]).await;
+}
+
+#[tokio::test]
+async fn a_fear_greed_record_holding_a_value_over_100_is_a_codec_error() {
+    let server = RedisServer::start();
+    let record = iftb_cache::codec::encode(&fear_greed(200, FearGreedClass::ExtremeGreed));
+    plant(&server, FEAR_GREED_KEY, &record);
+    codec_error_or_counted_miss(&server, &[Read::FearGreed]).await;
+}
+
+#[tokio::test]
+async fn the_python_bots_json_analysis_is_a_codec_error() {
+    // The original stored LLM results as bare JSON, with no header.
+    let server = RedisServer::start();
+    plant(
+        &server,
+        &llm_key(),
+        br#"{"sentiment": "bullish", "confidence": 0.8}"#,
+    );
+    codec_error_or_counted_miss(&server, &[Read::Analysis]).await;
+}
+
+#[tokio::test]
+async fn a_compressed_analysis_claiming_a_huge_length_is_a_codec_error() {
+    let server = RedisServer::start();
+    let mut value = b"IF\x06\x01".to_vec(); // Kind::JsonCompressed, version 1
+    value.extend_from_slice(&u32::MAX.to_le_bytes());
+    value.extend_from_slice(&[0x10, b'{', b'}']);
+    plant(&server, &llm_key(), &value);
+    codec_error_or_counted_miss(&server, &[Read::Analysis]).await;
+}
+
+#[tokio::test]
+async fn a_truncated_compressed_analysis_is_a_codec_error() {
+    let server = RedisServer::start();
+    let big = serde_json::json!({ "text": "bullish ".repeat(4_000) });
+    let cache = cache_on(&server, false).await;
+    cache
+        .llm()
+        .set_analysis("sentiment", HASH, &big)
+        .await
+        .unwrap();
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(llm_key())
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(stored[2], 6, "stored compressed");
+    plant(&server, &llm_key(), &stored[..stored.len() - 20]);
+    codec_error_or_counted_miss(&server, &[Read::Analysis]).await;
+}
+
+#[tokio::test]
+async fn get_or_compute_recomputes_over_a_foreign_value() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server, false).await;
+    let input = "BTC market analysis";
+    let key = format!(
+        "iftb:llm:{{sentiment}}:{}",
+        iftb_cache::LlmCache::hash_input(input)
+    );
+    plant(&server, &key, b"not even json");
+    let fresh = || async { Ok::<_, std::io::Error>("bullish".to_string()) };
+    let got: String = cache
+        .llm()
+        .get_or_compute("sentiment", input, fresh)
+        .await
+        .unwrap();
+    assert_eq!(got, "bullish");
+    assert_eq!(
+        cache.stats().codec_errors,
+        1,
+        "the foreign value was reported"
+    );
+    let again: Option<String> = cache
+        .llm()
+        .get_analysis("sentiment", &iftb_cache::LlmCache::hash_input(input))
+        .await
+        .unwrap();
+    assert_eq!(again.as_deref(), Some("bullish"), "and replaced");
 }

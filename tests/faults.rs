@@ -54,6 +54,8 @@ fn bars(n: i64, close: f64) -> Vec<Bar> {
 enum Op {
     Read,
     Write,
+    /// A read, then on a miss a computation and a write (`get_or_compute`).
+    Compute,
     /// Health and clearing: never fail open.
     Admin,
 }
@@ -170,6 +172,71 @@ fn every_call() -> Vec<(&'static str, Op, CallFn)> {
                 Ok(if hit { Outcome::Hit } else { Outcome::Miss })
             })
         }),
+        ("market.set_ticker", Write, |c| {
+            Box::pin(async move { c.market().set_ticker(SYM, &ticker()).await.map(done) })
+        }),
+        ("market.set_tickers", Write, |c| {
+            Box::pin(async move { c.market().set_tickers(&[ticker()]).await.map(done) })
+        }),
+        ("market.set_funding_rate", Write, |c| {
+            Box::pin(async move { c.market().set_funding_rate(SYM, 0.0001).await.map(done) })
+        }),
+        ("market.set_funding_rates", Write, |c| {
+            Box::pin(async move {
+                let rates = [(SYM, 0.0001), ("ETHUSDT", -0.0002)];
+                c.market().set_funding_rates(&rates).await.map(done)
+            })
+        }),
+        ("market.set_fear_greed", Write, |c| {
+            Box::pin(async move { c.market().set_fear_greed(&fear_greed()).await.map(done) })
+        }),
+        ("market.get_ticker", Read, |c| {
+            Box::pin(async move { c.market().get_ticker(SYM).await.map(found) })
+        }),
+        ("market.get_tickers", Read, |c| {
+            Box::pin(async move {
+                c.market()
+                    .get_tickers(&[SYM, "ETHUSDT"])
+                    .await
+                    .map(any_found)
+            })
+        }),
+        ("market.get_funding_rate", Read, |c| {
+            Box::pin(async move { c.market().get_funding_rate(SYM).await.map(found) })
+        }),
+        ("market.get_funding_rates", Read, |c| {
+            Box::pin(async move { c.market().get_funding_rates(&[SYM]).await.map(any_found) })
+        }),
+        ("market.get_fear_greed", Read, |c| {
+            Box::pin(async move { c.market().get_fear_greed().await.map(found) })
+        }),
+        ("llm.set_analysis", Write, |c| {
+            Box::pin(async move {
+                let doc = serde_json::json!({"sentiment": "bullish"});
+                c.llm()
+                    .set_analysis("sentiment", HASH, &doc)
+                    .await
+                    .map(done)
+            })
+        }),
+        ("llm.get_analysis", Read, |c| {
+            Box::pin(async move {
+                let llm = c.llm();
+                let got = llm
+                    .get_analysis::<serde_json::Value>("sentiment", HASH)
+                    .await;
+                got.map(found)
+            })
+        }),
+        ("llm.get_or_compute", Compute, |c| {
+            Box::pin(async move {
+                let ask = || async { Ok::<_, std::io::Error>("bullish".to_string()) };
+                let llm = c.llm();
+                llm.get_or_compute("sentiment", "faults", ask)
+                    .await
+                    .map(done)
+            })
+        }),
         ("manager.clear_all", Admin, |c| {
             Box::pin(async move { c.clear_all().await.map(done) })
         }),
@@ -177,6 +244,30 @@ fn every_call() -> Vec<(&'static str, Op, CallFn)> {
             Box::pin(async move { c.flush_db().await.map(done) })
         }),
     ]
+}
+
+const HASH: &str = "99aa06d3014798d86001c324468d497f";
+
+fn ticker() -> iftb_cache::Ticker {
+    iftb_cache::Ticker {
+        symbol: SYM.into(),
+        bid: 45_100.0,
+        ask: 45_110.0,
+        last: 45_105.0,
+        volume_24h: 15_000.0,
+        change_24h: 2.5,
+        high_24h: 45_800.0,
+        low_24h: 43_900.0,
+        timestamp: 1_705_478_400_000,
+    }
+}
+
+fn fear_greed() -> iftb_cache::FearGreed {
+    iftb_cache::FearGreed {
+        value: 45,
+        classification: iftb_cache::FearGreedClass::Fear,
+        timestamp: 1_705_478_400_000,
+    }
 }
 
 /// One call's name, kind, result and duration.
@@ -713,16 +804,37 @@ async fn sixty_four_tasks_on_one_series_read_only_written_bars_embedded() {
 fn assert_failed_open(ran: &[Ran], server: &RedisServer) {
     for r in ran {
         match (r.op, &r.result) {
-            (Op::Read, Ok(Outcome::Miss)) | (Op::Write, Ok(Outcome::Done)) => {}
+            (Op::Read, Ok(Outcome::Miss)) | (Op::Write | Op::Compute, Ok(Outcome::Done)) => {}
             (Op::Admin, Err(e)) if e.is_unavailable() => {}
             (op, result) => panic!("{} ({op:?}) in fail-open mode gave {result:?}", r.name),
         }
-        assert_bounded(r, server);
+        if r.op == Op::Compute {
+            // Its read and its write each wait out the timeout when frozen.
+            let bound = 2 * (RESPONSE + Duration::from_millis(250)) + SLACK;
+            assert!(r.took <= bound, "{} took {:?}", r.name, r.took);
+        } else {
+            assert_bounded(r, server);
+        }
     }
 }
 
 fn count(ran: &[Ran], op: Op) -> u64 {
     ran.iter().filter(|r| r.op == op).count() as u64
+}
+
+/// Checks the fail-open counters grew by what `ran` should have added: one
+/// miss per read, one dropped write per write, and for a computation one
+/// dropped write and one or two misses (it reads again inside its flight).
+/// Returns how many calls failed open, each of which emitted one event.
+fn assert_fail_open_counted(ran: &[Ran], before: CacheStats, after: CacheStats) -> u64 {
+    let (reads, writes) = (count(ran, Op::Read), count(ran, Op::Write));
+    let computes = count(ran, Op::Compute);
+    let misses = after.fail_open_misses - before.fail_open_misses;
+    let least = reads + computes;
+    assert!((least..=least + computes).contains(&misses), "{after:?}");
+    let drops = after.fail_open_dropped_writes - before.fail_open_dropped_writes;
+    assert_eq!(drops, writes + computes, "{after:?}");
+    misses + drops
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -736,22 +848,13 @@ async fn fail_open_reads_miss_and_writes_drop_while_redis_is_down() {
     server.kill();
     let ran = run_every_call(&cache).await;
     assert_failed_open(&ran, &server);
-    let (reads, writes) = (count(&ran, Op::Read), count(&ran, Op::Write));
     let stats = cache.stats();
-    assert_eq!(
-        stats.fail_open_misses - before.fail_open_misses,
-        reads,
-        "{stats:?}"
-    );
-    assert_eq!(
-        stats.fail_open_dropped_writes - before.fail_open_dropped_writes,
-        writes
-    );
+    let failed_open = assert_fail_open_counted(&ran, before, stats);
     assert!(
         stats.misses > before.misses,
         "fail-open misses count as misses"
     );
-    assert_eq!(events.count("cache_fail_open"), (reads + writes) as usize);
+    assert_eq!(events.count("cache_fail_open") as u64, failed_open);
     assert!(events.text().contains("outcome=\"write_dropped\""));
     assert!(!cache.health_check().await);
 
@@ -773,9 +876,7 @@ async fn fail_open_reads_miss_and_writes_drop_while_redis_is_frozen() {
     let ran = run_every_call(&cache).await;
     server.thaw();
     assert_failed_open(&ran, &server);
-    let stats = cache.stats();
-    assert_eq!(stats.fail_open_misses, count(&ran, Op::Read), "{stats:?}");
-    assert_eq!(stats.fail_open_dropped_writes, count(&ran, Op::Write));
+    assert_fail_open_counted(&ran, CacheStats::default(), cache.stats());
 }
 
 #[tokio::test]

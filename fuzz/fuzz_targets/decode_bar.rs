@@ -1,0 +1,4 @@
+//! The bar decoder (`codec::decode` / `codec::access` for `Bar`) on arbitrary bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| iftb_cache_fuzz::check_decode_bar(data));

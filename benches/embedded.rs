@@ -1,0 +1,113 @@
+//! The embedded (in-process) backend through the public API: what a strategy
+//! pays per call when no Redis is configured.
+//!
+//! `cargo bench --bench embedded`
+
+#[path = "common/mod.rs"]
+mod common;
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use iftb_cache::{CacheConfig, CacheManager, Timeframe};
+use std::hint::black_box;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+
+const SYMBOL: &str = "BTCUSDT";
+const TF: Timeframe = Timeframe::M1;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g
+}
+
+/// A cache holding a 1,000-bar series of `SYMBOL`.
+fn cache_with_series(rt: &Runtime) -> CacheManager {
+    rt.block_on(async {
+        let cache = CacheManager::connect(CacheConfig::embedded())
+            .await
+            .expect("embedded");
+        let bars = common::bars(1_000, TF.millis() as i64, common::SEED);
+        cache
+            .ohlcv()
+            .set_bars(SYMBOL, TF, &bars)
+            .await
+            .expect("set_bars");
+        cache
+    })
+}
+
+fn reads(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = cache_with_series(&rt);
+    let ohlcv = cache.ohlcv();
+    let mut g = group(c, "embedded/ohlcv");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("get_bars_100", |b| {
+        b.to_async(&rt).iter(|| async {
+            ohlcv
+                .get_bars(black_box(SYMBOL), TF, 100)
+                .await
+                .expect("get")
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("get_latest_bar", |b| {
+        b.to_async(&rt).iter(|| async {
+            ohlcv
+                .get_latest_bar(black_box(SYMBOL), TF)
+                .await
+                .expect("get")
+        })
+    });
+    g.finish();
+}
+
+fn writes(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = cache_with_series(&rt);
+    let ohlcv = cache.ohlcv();
+    // The same 1,000 open times again, with other prices: a refresh of the series.
+    let bars = common::bars(1_000, TF.millis() as i64, common::SEED + 1);
+    let mut g = group(c, "embedded/ohlcv");
+    g.throughput(Throughput::Elements(1_000));
+    g.bench_function("set_bars_1000", |b| {
+        b.to_async(&rt).iter(|| async {
+            ohlcv
+                .set_bars(SYMBOL, TF, black_box(&bars))
+                .await
+                .expect("set")
+        })
+    });
+    g.finish();
+}
+
+fn market(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = rt
+        .block_on(CacheManager::connect(CacheConfig::embedded()))
+        .expect("embedded");
+    let market = cache.market();
+    let ticker = common::ticker(SYMBOL, common::SEED);
+    rt.block_on(market.set_ticker(SYMBOL, &ticker))
+        .expect("set_ticker");
+    let mut g = group(c, "embedded/market");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("get_ticker", |b| {
+        b.to_async(&rt)
+            .iter(|| async { market.get_ticker(black_box(SYMBOL)).await.expect("get") })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, reads, writes, market);
+criterion_main!(benches);

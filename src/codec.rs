@@ -105,6 +105,16 @@ record!(f64, Kind::FundingRate, Some(8));
 /// Length in bytes of one encoded bar (header included).
 pub const BAR_LEN: usize = HEADER_LEN + std::mem::size_of::<crate::model::ArchivedBar>();
 
+/// The open time of an encoded bar, read straight from its record (the
+/// timestamp is the archive's first field): for filtering without decoding.
+///
+/// # Errors
+///
+/// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when `record` is not a bar record.
+pub fn bar_timestamp(record: &[u8]) -> Result<i64> {
+    Ok(access::<Bar>(record)?.timestamp.to_native())
+}
+
 /// Writes the header of `kind` into an empty buffer with room for `payload` bytes.
 pub(crate) fn header(kind: Kind, payload: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload);

@@ -193,6 +193,7 @@ impl<'a> OhlcvCache<'a> {
             max_len: options
                 .max_bars
                 .or(self.shared.config.max_bars_per_series()),
+            interval_ms: interval_ms(tf),
         };
         let result = self.shared.backend.series_upsert(&write).await;
         self.shared.observe_write("set_bars", &key, result)
@@ -268,7 +269,7 @@ impl<'a> OhlcvCache<'a> {
         let result = self
             .shared
             .backend
-            .series_range(&key, from, to, MAX_BARS_PER_READ + 1)
+            .series_range(&key, (from, to), MAX_BARS_PER_READ + 1, interval_ms(tf))
             .await;
         let view = self.finish_read("get_range", &key, result)?;
         if view.as_ref().is_some_and(|v| v.len() > MAX_BARS_PER_READ) {
@@ -285,8 +286,12 @@ impl<'a> OhlcvCache<'a> {
     ///
     /// As [`get_bars`](Self::get_bars).
     pub async fn get_latest_bar(&self, symbol: &str, tf: Timeframe) -> Result<Option<Bar>> {
-        let bars = self.get_bars_archived(symbol, tf, 1).await?;
-        Ok(bars.and_then(|v| v.iter().next().map(ArchivedBar::to_bar)))
+        let key = self.shared.keys.series(symbol, tf)?;
+        let result = self.shared.backend.series_latest(&key).await;
+        let record = self
+            .shared
+            .observe_read("get_latest_bar", &key, result, || None)?;
+        self.latest_bar("get_latest_bar", &key, record)
     }
 
     /// The newest bar of each series, in order, in one round trip: for
@@ -314,16 +319,7 @@ impl<'a> OhlcvCache<'a> {
             .observe_read("get_latest_bars", "", result, misses)?;
         keys.iter()
             .zip(records)
-            .map(|(key, record)| {
-                let bar = record
-                    .map(|r| checked_bar(&r).map(ArchivedBar::to_bar))
-                    .transpose();
-                let bar = self
-                    .shared
-                    .observe_read("get_latest_bars", key, bar, || None)?;
-                self.shared.record_read(key, bar.is_some());
-                Ok(bar)
-            })
+            .map(|(key, record)| self.latest_bar("get_latest_bars", key, record))
             .collect()
     }
 
@@ -337,6 +333,16 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         let result = self.shared.backend.delete(std::slice::from_ref(&key)).await;
         Ok(self.shared.observe_write("invalidate", &key, result)? > 0)
+    }
+
+    /// Decodes a series' newest record and counts it as a hit or a miss.
+    fn latest_bar(&self, op: &str, key: &str, record: Option<Bytes>) -> Result<Option<Bar>> {
+        let bar = record
+            .map(|r| checked_bar(&r).map(ArchivedBar::to_bar))
+            .transpose();
+        let bar = self.shared.observe_read(op, key, bar, || None)?;
+        self.shared.record_read(key, bar.is_some());
+        Ok(bar)
     }
 
     /// Validates the records of a read and counts it as a hit or a miss.
@@ -366,6 +372,11 @@ fn checked_bar(record: &[u8]) -> Result<&ArchivedBar> {
         .validate()
         .map_err(|e| Error::codec(format!("stored bar is corrupt: {e}")))?;
     Ok(bar)
+}
+
+/// The candle interval in ms, for the Redis block layout.
+fn interval_ms(tf: Timeframe) -> i64 {
+    i64::try_from(tf.millis()).unwrap_or(i64::MAX)
 }
 
 fn check_limit(limit: usize) -> Result<()> {

@@ -438,24 +438,28 @@ async fn the_same_manager_serves_again_after_redis_restarts() {
     }
 }
 
-/// The series as Redis holds it now, straight from the sorted set.
+/// The series as Redis holds it now, straight from the sorted set: blocks of
+/// 52-byte bar records scored by their start (the `#count` member is below 0).
 fn stored_series(server: &RedisServer, symbol: &str) -> Vec<Bar> {
     let key = format!("iftb:ohlcv:{{{symbol}:{TF}}}");
-    let records: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+    let blocks: Vec<Vec<u8>> = redis::cmd("ZRANGE")
         .arg(&key)
         .arg(0)
-        .arg(-1)
+        .arg("+inf")
+        .arg("BYSCORE")
         .query(&mut server.raw())
         .unwrap_or_else(|e| panic!("ZRANGE {key}: {e}\n{}", server.log()));
-    records
+    blocks
         .iter()
+        .flat_map(|b| b.chunks(iftb_cache::codec::BAR_LEN))
         .map(|r| iftb_cache::codec::decode::<Bar>(r).expect("a stored record decodes"))
         .collect()
 }
 
-/// Bars per script call in `backend/redis.rs`: a batch is applied in chunks
-/// of this many bars, each whole.
-const CHUNK_BARS: usize = 2_000;
+/// Bars per script call in `backend/redis.rs`: about 2,000, ending on a block
+/// boundary (64 bars), so 2,048 for these aligned 1-minute bars. A batch is
+/// applied in chunks of this many bars, each whole.
+const CHUNK_BARS: usize = 2_048;
 
 /// Checks that each chunk of a batch `new` over a series that held `old` is
 /// either all old or all new, and that every bar is one of the two.
@@ -480,7 +484,7 @@ async fn a_batch_cut_by_a_crash_is_applied_chunk_whole_or_reported_failed() {
     // what Redis had applied when it was killed.
     let args = ["--appendonly", "yes", "--appendfsync", "always"];
     let mut server = RedisServer::start_with(&args);
-    let n = 10 * CHUNK_BARS as i64;
+    let n = 10 * 2_000;
     let (old, new) = (bars(n, 100.0), bars(n, 5_000.0));
     let mut outcomes = Vec::new();
     for trial in 0..6u64 {
@@ -531,7 +535,7 @@ async fn a_batch_cut_by_a_crash_is_applied_chunk_whole_or_reported_failed() {
 async fn a_batch_cut_by_a_freeze_times_out_and_lands_chunk_whole() {
     let server = RedisServer::start();
     let cache = connect(&server, false).await;
-    let n = 10 * CHUNK_BARS as i64;
+    let n = 10 * 2_000;
     let (old, new) = (bars(n, 100.0), bars(n, 5_000.0));
     cache.ohlcv().set_bars(SYM, TF, &old).await.unwrap();
     let writer = {

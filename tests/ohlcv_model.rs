@@ -39,7 +39,7 @@ enum Op {
 }
 
 fn bar_strategy() -> impl Strategy<Value = Bar> {
-    (0i64..40, 1u32..1_000, 1u32..1_000, 0u32..100).prop_map(|(slot, o, c, v)| {
+    (0i64..200, 1u32..1_000, 1u32..1_000, 0u32..100).prop_map(|(slot, o, c, v)| {
         let (open, close) = (o as f64, c as f64);
         Bar::new(
             slot * STEP,
@@ -57,8 +57,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (series.clone(), prop::collection::vec(bar_strategy(), 0..25), prop::option::of(1usize..15))
             .prop_map(|(series, bars, cap)| Op::Set { series, bars, cap }),
-        2 => (series.clone(), 1usize..60).prop_map(|(series, limit)| Op::GetBars { series, limit }),
-        2 => (series.clone(), 0i64..45, 0i64..45)
+        2 => (series.clone(), 1usize..150).prop_map(|(series, limit)| Op::GetBars { series, limit }),
+        2 => (series.clone(), 0i64..210, 0i64..210)
             .prop_map(|(series, a, b)| Op::GetRange { series, from: a.min(b) * STEP, to: a.max(b) * STEP }),
         1 => series.clone().prop_map(|series| Op::Latest { series }),
         1 => Just(Op::LatestMany),

@@ -195,12 +195,17 @@ impl MemoryBackend {
         self.with_series(key, |s| s.values().rev().take(n).cloned().collect())
     }
 
+    pub(crate) fn series_latest(&self, key: &str) -> Result<Option<Bytes>> {
+        self.with_series(key, |s| s.values().next_back().cloned())
+    }
+
+    /// The interval is Redis' block layout; a BTreeMap needs none.
     pub(crate) fn series_range(
         &self,
         key: &str,
-        from: i64,
-        to: i64,
+        (from, to): (i64, i64),
         limit: usize,
+        _interval_ms: i64,
     ) -> Result<Vec<Bytes>> {
         if from > to {
             return Ok(Vec::new());
@@ -214,9 +219,7 @@ impl MemoryBackend {
     }
 
     pub(crate) fn series_latest_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        keys.iter()
-            .map(|k| self.with_series(k, |s| s.values().next_back().cloned()))
-            .collect()
+        keys.iter().map(|k| self.series_latest(k)).collect()
     }
 
     /// Runs `f` on the live series at `key`; a missing series reads as empty.
@@ -400,6 +403,7 @@ mod tests {
             items,
             ttl: Duration::from_secs(ttl),
             max_len: None,
+            interval_ms: 60_000,
         }
     }
 

@@ -4,6 +4,7 @@
 //! newest N, time range, latest of many. Redis-specific tricks (pipelines,
 //! scripts) stay in `redis.rs`; `memory.rs` keeps the same semantics in-process.
 
+mod blocks;
 mod memory;
 mod redis;
 
@@ -21,6 +22,8 @@ pub(crate) struct SeriesWrite<'a> {
     pub items: &'a [(i64, Bytes)],
     pub ttl: Duration,
     pub max_len: Option<NonZeroUsize>,
+    /// The candle interval: Redis packs bars in blocks of a fixed time span.
+    pub interval_ms: i64,
 }
 
 /// The configured backend. An enum rather than a trait object: two variants,
@@ -110,15 +113,21 @@ impl Backend {
         dispatch!(self.series_newest(key, n))
     }
 
-    /// Records with `from <= ts <= to`, oldest first, at most `limit`.
+    /// The newest record, if any.
+    pub(crate) async fn series_latest(&self, key: &str) -> Result<Option<Bytes>> {
+        dispatch!(self.series_latest(key))
+    }
+
+    /// Records with `from <= ts <= to`, oldest first, at most `limit`, of a
+    /// series of `interval_ms` candles.
     pub(crate) async fn series_range(
         &self,
         key: &str,
-        from: i64,
-        to: i64,
+        (from, to): (i64, i64),
         limit: usize,
+        interval_ms: i64,
     ) -> Result<Vec<Bytes>> {
-        dispatch!(self.series_range(key, from, to, limit))
+        dispatch!(self.series_range(key, (from, to), limit, interval_ms))
     }
 
     /// The newest record of each series, in order, in one round trip.

@@ -1,12 +1,14 @@
 //! The Redis backend: one multiplexed connection with automatic reconnect
 //! (redis-rs `ConnectionManager`), every call bounded by the response timeout.
 //!
-//! A series is a sorted set of bar records scored by open time. Writes go
-//! through a Lua script, one call per chunk, all chunks pipelined: a script
-//! runs atomically, so a chunk is applied whole and a reader never sees a bar
-//! replaced halfway. Reads are single commands, so one round trip each.
+//! A series is a sorted set of blocks of bar records (see `blocks.rs`).
+//! Writes go through a Lua script, one call per chunk, all chunks pipelined:
+//! a script runs atomically, so a chunk is applied whole and a reader never
+//! sees a bar replaced halfway. Reads are single `ZRANGE`s, one round trip.
 
+use super::blocks::{self, UPSERT_LUA};
 use super::SeriesWrite;
+use crate::codec;
 use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -15,37 +17,12 @@ use redis::{Cmd, FromRedisValue, Pipeline, ProtocolVersion};
 use std::future::Future;
 use std::time::Duration;
 
-/// Bars per script call: bounded so that no command or reply is huge and Lua's
-/// `unpack` stays under its stack limit (8000 values; we pass 2 per bar).
+/// Bars per script call: bounded so that no command or reply is huge.
+/// (The script also runs in one go: a smaller chunk keeps Redis responsive.)
 pub(crate) const CHUNK_BARS: usize = 2_000;
 
 /// Keys per SCAN step and per UNLINK of `clear_prefix`.
 const CLEAR_BATCH: usize = 1_000;
-
-/// Inserts or replaces bars by timestamp, sets the TTL, trims to a cap.
-/// KEYS[1]: the series. ARGV: ttl ms, cap (0: none), then ts, record pairs
-/// sorted by ts with one record per ts.
-const UPSERT_LUA: &str = r#"#!lua
-local key = KEYS[1]
-local n = #ARGV
-local fresh, zadd = {}, {}
-for i = 3, n, 2 do
-  fresh[tonumber(ARGV[i])] = true
-  zadd[#zadd + 1] = ARGV[i]
-  zadd[#zadd + 1] = ARGV[i + 1]
-end
-local old = redis.call('ZRANGE', key, ARGV[3], ARGV[n - 1], 'BYSCORE', 'WITHSCORES')
-local stale = {}
-for i = 1, #old, 2 do
-  if fresh[tonumber(old[i + 1])] then stale[#stale + 1] = old[i] end
-end
-if #stale > 0 then redis.call('ZREM', key, unpack(stale)) end
-redis.call('ZADD', key, unpack(zadd))
-redis.call('PEXPIRE', key, ARGV[1])
-local cap = tonumber(ARGV[2])
-if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
-return (n - 2) / 2
-"#;
 
 /// Compare-and-delete: a lock is released only by the holder whose token it
 /// still holds. KEYS[1]: the lock. ARGV[1]: the token.
@@ -194,14 +171,17 @@ impl RedisBackend {
     fn upsert_pipeline(&self, w: &SeriesWrite<'_>) -> Pipeline {
         let cap = w.max_len.map_or(0, |m| m.get());
         let mut pipe = redis::pipe();
-        for chunk in w.items.chunks(CHUNK_BARS) {
+        let span = blocks::span_ms(w.interval_ms);
+        for chunk in blocks::chunks(w.items, span, CHUNK_BARS) {
             let cmd = pipe
                 .cmd("EVALSHA")
                 .arg(self.upsert.get_hash())
                 .arg(1)
                 .arg(w.key)
                 .arg(ttl_millis(w.ttl))
-                .arg(cap);
+                .arg(cap)
+                .arg(span)
+                .arg(codec::BAR_LEN);
             for (ts, record) in chunk {
                 cmd.arg(*ts).arg(record.as_ref());
             }
@@ -210,38 +190,64 @@ impl RedisBackend {
         pipe
     }
 
+    /// Enough blocks for `n` bars when the series has no gaps (one round
+    /// trip); a gappy series takes more, doubling the blocks asked each time.
     pub(crate) async fn series_newest(&self, key: &str, n: usize) -> Result<Vec<Bytes>> {
-        let stop = n as i64 - 1;
-        self.query(redis::cmd("ZRANGE").arg(key).arg(0).arg(stop).arg("REV"))
-            .await
+        let mut wanted = n.div_ceil(blocks::BLOCK_BARS) + 1;
+        let mut fetched: Vec<Bytes> = Vec::new();
+        loop {
+            let more: Vec<Bytes> = self
+                .query(&newest_blocks(key, fetched.len(), wanted))
+                .await?;
+            let exhausted = more.len() < wanted;
+            fetched.extend(more);
+            let records = blocks::newest(&fetched, n)?;
+            if records.len() == n || exhausted {
+                return Ok(records);
+            }
+            wanted *= 2;
+        }
+    }
+
+    pub(crate) async fn series_latest(&self, key: &str) -> Result<Option<Bytes>> {
+        let head: Vec<Bytes> = self.query(&newest_blocks(key, 0, 1)).await?;
+        Ok(blocks::newest(&head, 1)?.pop())
     }
 
     pub(crate) async fn series_range(
         &self,
         key: &str,
-        from: i64,
-        to: i64,
+        (from, to): (i64, i64),
         limit: usize,
+        interval_ms: i64,
     ) -> Result<Vec<Bytes>> {
+        // A bar's block starts at or after the block of `from`: this finds
+        // every block that can hold a bar of the window, and at most `limit`
+        // blocks are needed, as each holds at least one bar.
+        let start = blocks::block_start(from, blocks::span_ms(interval_ms));
         let cmd = redis::cmd("ZRANGE")
             .arg(key)
-            .arg(from)
+            .arg(start)
             .arg(to)
             .arg("BYSCORE")
             .arg("LIMIT")
             .arg(0)
             .arg(limit)
             .to_owned();
-        self.query(&cmd).await
+        let found: Vec<Bytes> = self.query(&cmd).await?;
+        blocks::window(&found, from, to, limit)
     }
 
     pub(crate) async fn series_latest_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         let mut pipe = redis::pipe();
         for key in keys {
-            pipe.cmd("ZRANGE").arg(key).arg(0).arg(0).arg("REV");
+            pipe.add_command(newest_blocks(key, 0, 1));
         }
         let replies: Vec<Vec<Bytes>> = self.query_pipe(&pipe).await?;
-        Ok(replies.into_iter().map(|r| r.into_iter().next()).collect())
+        replies
+            .iter()
+            .map(|head| Ok(blocks::newest(head, 1)?.pop()))
+            .collect()
     }
 
     pub(crate) async fn ping(&self) -> Result<()> {
@@ -292,6 +298,21 @@ async fn check_credentials(client: &redis::Client, config: &CacheConfig) -> Resu
         Err(e) if e.kind() == ErrorKind::Authentication => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The blocks of a series, newest first, skipping `offset`: scores from
+/// `+inf` down to 0, which leaves out the `#count` member (negative score).
+fn newest_blocks(key: &str, offset: usize, count: usize) -> Cmd {
+    redis::cmd("ZRANGE")
+        .arg(key)
+        .arg("+inf")
+        .arg(0)
+        .arg("BYSCORE")
+        .arg("REV")
+        .arg("LIMIT")
+        .arg(offset)
+        .arg(count)
+        .to_owned()
 }
 
 /// Runs a Redis future within `limit`; past it, a timeout error.

@@ -39,7 +39,9 @@ const TTL: Duration = Duration::from_secs(3_600);
 /// The old design's SCAN step (redis-py's `scan_iter(match=.., count=100)`).
 const SCAN_COUNT: usize = 100;
 /// The series' sorted set, as `src/keys.rs` lays it out in the default namespace.
-const SERIES_KEY: &str = "iftb:ohlcv:{BTCUSDT:1h}";
+/// The naive sorted-set layout, for comparison: one member per bar record,
+/// scored by open time (what iftb-cache stored before it packed blocks).
+const NAIVE_KEY: &str = "naive:ohlcv:{BTCUSDT:1h}";
 
 /// How many samples each measurement takes.
 struct Plan {
@@ -224,22 +226,26 @@ impl Bench {
 
 /// Redis memory per bar of a 1,000-bar series in each layout, written through
 /// a connection of its own that is closed before measuring (no client buffers).
-async fn memory_per_bar(b: &Bench) -> Res<(f64, f64)> {
+async fn memory_per_bar(b: &Bench) -> Res<(f64, f64, f64)> {
     let bars = common::bars(SERIES_LEN, TF.millis() as i64, common::SEED);
-    // Load the upsert script first: its bytes are not the series'.
+    // Write a series of the same size first: the script cache and the
+    // connection's query buffer grow once, and their bytes are not the series'.
     let ohlcv = b.cache.ohlcv();
-    ohlcv
-        .set_bars_with_ttl("WARMUSDT", TF, &bars[..1], TTL)
-        .await?;
+    ohlcv.set_bars_with_ttl("WARMUSDT", TF, &bars, TTL).await?;
     ohlcv.invalidate("WARMUSDT", TF).await?;
     let m0 = b.used_memory().await?;
-    let cache = Bench::connect_cache(&b.server).await?;
-    cache
-        .ohlcv()
-        .set_bars_with_ttl("MEMUSDT", TF, &bars, TTL)
-        .await?;
-    drop(cache);
+    ohlcv.set_bars_with_ttl("MEMUSDT", TF, &bars, TTL).await?;
     let m1 = b.used_memory().await?;
+    let key = format!("iftb:ohlcv:{{MEMUSDT:{TF}}}");
+    let usage: i64 = b
+        .admin(
+            redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(&key)
+                .arg("SAMPLES")
+                .arg(0),
+        )
+        .await?;
     let old = OldDesign {
         conn: Bench::connect(&b.server).await?,
     };
@@ -249,7 +255,7 @@ async fn memory_per_bar(b: &Bench) -> Res<(f64, f64)> {
     let m2 = b.used_memory().await?;
     b.admin::<()>(&redis::cmd("FLUSHDB")).await?; // our own server: nothing else is on it
     let per_bar = |d: i64| d as f64 / SERIES_LEN as f64;
-    Ok((per_bar(m1 - m0), per_bar(m2 - m1)))
+    Ok((per_bar(m1 - m0), per_bar(usage), per_bar(m2 - m1)))
 }
 
 /// The series both designs read, and the floor's values: the very bytes of
@@ -261,6 +267,13 @@ async fn load(b: &Bench) -> Res<()> {
     let mut pipe = redis::pipe();
     for bar in &bars {
         pipe.add_command(OldDesign::setex(SYMBOL, bar)?).ignore();
+    }
+    for (bar, record) in bars.iter().zip(codec::encode_bars(&bars)) {
+        pipe.cmd("ZADD")
+            .arg(NAIVE_KEY)
+            .arg(bar.timestamp)
+            .arg(record.as_ref())
+            .ignore();
     }
     let newest: Vec<u8> = codec::encode_bars(&bars[SERIES_LEN - LIMIT..]).concat();
     pipe.cmd("SET").arg("floor:100").arg(&newest).ignore();
@@ -323,14 +336,14 @@ async fn get(conn: &ConnectionManager, key: &str) -> Res<Option<usize>> {
     Ok(value.map(|v| v.len()))
 }
 
-/// Diagnostic: the raw command `get_bars` sends, without iftb-cache around it.
+/// The naive layout's read: one member per bar, raw redis-rs, no decoding.
 async fn zrange(conn: &ConnectionManager) -> Res<Option<usize>> {
     let mut cmd = redis::cmd("ZRANGE");
-    cmd.arg(SERIES_KEY).arg(0).arg(LIMIT - 1).arg("REV");
+    cmd.arg(NAIVE_KEY).arg(0).arg(LIMIT - 1).arg("REV");
     let records: Vec<Vec<u8>> = cmd.query_async(&mut conn.clone()).await?;
     match records.len() {
         LIMIT => Ok(Some(LIMIT)),
-        n => Err(format!("{SERIES_KEY} gave {n} records, expected {LIMIT}").into()),
+        n => Err(format!("{NAIVE_KEY} gave {n} records, expected {LIMIT}").into()),
     }
 }
 
@@ -446,9 +459,9 @@ fn print_reads(keys: usize, r: &Reads) {
         Some(&r.floor),
         target,
     );
-    let diag = "diagnostic: the command `get_bars` sends, raw redis-rs";
+    let diag = "naive layout: a member per bar; raw redis-rs, no decoding";
     row(
-        "raw `ZRANGE key 0 99 REV`",
+        "naive `ZRANGE key 0 99 REV`",
         &keys,
         &r.raw_zrange,
         Some(&r.floor),
@@ -499,17 +512,19 @@ fn print_writes(n: usize, ours: &Samples, per_set: &Samples, old_total: Duration
     row(&what, "", per_set, None, &note);
 }
 
-fn print_memory(ours: f64, old: f64) {
+fn print_memory(ours: f64, usage: f64, old: f64) {
     let blank = "| | | | | | |";
     let what = "Redis memory per cached bar (`used_memory` delta, 1,000-bar series)";
-    println!("| {what}: iftb-cache, one sorted set {blank} **{ours:.0} B** |");
+    println!("| {what}: iftb-cache, one sorted set of 64-bar blocks {blank} **{ours:.0} B** |");
+    let key = "Redis memory per cached bar (`MEMORY USAGE` of the key, 1,000-bar series)";
+    println!("| {key}: iftb-cache {blank} {usage:.0} B |");
     let x = old / ours;
     println!("| {what}: old design, key + JSON per bar with TTL {blank} {old:.0} B ({x:.1}× iftb-cache) |");
 }
 
 async fn run(plan: &Plan) -> Res<()> {
     let b = Bench::start().await?;
-    let (ours_mem, old_mem) = memory_per_bar(&b).await?;
+    let (ours_mem, usage, old_mem) = memory_per_bar(&b).await?;
     load(&b).await?;
     let mut reads = Vec::new();
     for (target, every) in [10_000, 100_000].into_iter().zip(plan.old_every) {
@@ -527,7 +542,7 @@ async fn run(plan: &Plan) -> Res<()> {
         print_reads(*keys, r);
     }
     print_writes(plan.write_bars, &ours_w, &old_w, old_total);
-    print_memory(ours_mem, old_mem);
+    print_memory(ours_mem, usage, old_mem);
     // Against the floor of the same phase: the machine's speed may drift between phases.
     let vs_floor = |r: &Reads, s: &Samples| ratio(s.p50(), r.floor.p50());
     let (small, large) = (&reads[0].1, &reads[1].1);

@@ -1,45 +1,21 @@
-//! `LlmCache`: LLM analysis results as JSON behind the codec header, LZ4
-//! compressed over [`COMPRESS_THRESHOLD`], and a loader that pays for one LLM
-//! call per input however many callers ask at once.
-//!
-//! ```text
-//! Kind::Json            | JSON text |
-//! Kind::JsonCompressed  | JSON length: u32 LE | LZ4 block of the JSON |
-//! ```
-//!
-//! Single flight: the callers of one process that miss on one key share one
-//! `tokio::sync::OnceCell`; the first runs the computation, the others await
-//! its encoded result (or its error). If that caller is cancelled, the next
-//! waiter runs its own computation instead. Across processes, an optional lock
-//! (`SET NX PX`, released by compare-and-delete) at `<value key>:lock` makes
-//! the other processes poll for the value; a lock whose holder died expires
-//! after its lease, and a waiter then takes it and computes.
+//! `LlmCache`: get and set analysis results, and `get_or_compute`, which
+//! pays for one LLM call per input however many callers ask at once.
 
-use crate::client::{check_ttl, MAX_VALUE_LEN};
-use crate::codec::{self, Kind};
+use super::json::{decode_json, encode_json};
+use crate::client::check_ttl;
 use crate::config::DataType;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manager::Shared;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::OnceCell;
-
-/// JSON longer than this many bytes is stored LZ4-compressed (when that is smaller).
-pub const COMPRESS_THRESHOLD: usize = 10 * 1024;
 
 /// Bounds a waiter's polling for the value while another process holds the lock.
 const MIN_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(250);
-
-/// An LZ4 block expands at most ~255 times; a length header claiming more is
-/// corrupt, and is rejected before anything is allocated for it.
-const MAX_LZ4_RATIO: usize = 256;
 
 /// Options of [`LlmCache::get_or_compute_with`].
 ///
@@ -78,52 +54,6 @@ impl ComputeOptions {
     pub fn lock(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);
         self
-    }
-}
-
-type Flight = OnceCell<Result<Bytes>>;
-
-/// The computations in progress in this process, by value key.
-#[derive(Default)]
-pub(crate) struct Flights {
-    map: Mutex<HashMap<String, Arc<Flight>>>,
-}
-
-impl Flights {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Flight>>> {
-        // Nothing panics while the map is locked; if it did, the map is still valid.
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Joins the flight of `key`, starting one if there is none.
-    fn join(&self, key: &str) -> FlightGuard<'_> {
-        let cell = self.lock().entry(key.to_string()).or_default().clone();
-        FlightGuard {
-            flights: self,
-            key: key.to_string(),
-            cell,
-        }
-    }
-}
-
-/// One caller's place in a flight; the last one out removes the flight, so
-/// that a finished flight (an error above all) is not reused.
-struct FlightGuard<'a> {
-    flights: &'a Flights,
-    key: String,
-    cell: Arc<Flight>,
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self.flights.lock();
-        // Clones are made and dropped under the lock: 2 means the map and us.
-        let last = map
-            .get(&self.key)
-            .is_some_and(|c| Arc::ptr_eq(c, &self.cell) && Arc::strong_count(c) == 2);
-        if last {
-            map.remove(&self.key);
-        }
     }
 }
 
@@ -505,175 +435,5 @@ impl Lock {
             key: format!("{value_key}:lock"),
             token: Bytes::from(token),
         }
-    }
-}
-
-/// JSON behind the header; LZ4-compressed over the threshold when that is smaller.
-fn encode_json<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
-    let json = serde_json::to_vec(value).map_err(|e| {
-        Error::invalid("analysis result cannot be serialized to JSON").with_source(e)
-    })?;
-    if json.len() > MAX_VALUE_LEN {
-        return Err(Error::invalid(format!(
-            "analysis result is {} bytes of JSON, over the {MAX_VALUE_LEN}-byte limit",
-            json.len()
-        )));
-    }
-    if json.len() > COMPRESS_THRESHOLD {
-        let block = lz4_flex::block::compress(&json);
-        if block.len() + 4 < json.len() {
-            let mut payload = Vec::with_capacity(4 + block.len());
-            // Fits: MAX_VALUE_LEN is far below u32::MAX.
-            payload.extend_from_slice(&(json.len() as u32).to_le_bytes());
-            payload.extend_from_slice(&block);
-            return Ok(codec::frame(Kind::JsonCompressed, &payload));
-        }
-    }
-    Ok(codec::frame(Kind::Json, &json))
-}
-
-/// Checks the header, decompresses if needed, and parses the JSON as a `T`.
-fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (kind, payload) = codec::unframe(bytes)?;
-    let inflated;
-    let json = match kind {
-        Kind::Json => payload,
-        Kind::JsonCompressed => {
-            inflated = decompress(payload)?;
-            &inflated[..]
-        }
-        other => {
-            return Err(Error::codec(format!(
-                "value holds a {other:?}, expected an LLM result (JSON)"
-            )))
-        }
-    };
-    serde_json::from_slice(json)
-        .map_err(|e| Error::codec("LLM result is not the expected JSON").with_source(e))
-}
-
-/// The JSON of a compressed payload, its length checked against the header.
-fn decompress(payload: &[u8]) -> Result<Vec<u8>> {
-    let Some((len, block)) = payload.split_first_chunk::<4>() else {
-        return Err(Error::codec("compressed LLM result is truncated"));
-    };
-    let len = u32::from_le_bytes(*len) as usize;
-    if len > MAX_VALUE_LEN || len > block.len().saturating_mul(MAX_LZ4_RATIO) {
-        return Err(Error::codec(format!(
-            "compressed LLM result claims {len} bytes from a {}-byte block: corrupt",
-            block.len()
-        )));
-    }
-    let json = lz4_flex::block::decompress(block, len)
-        .map_err(|e| Error::codec("compressed LLM result is corrupt").with_source(e))?;
-    if json.len() != len {
-        return Err(Error::codec(format!(
-            "compressed LLM result inflates to {} bytes, its header says {len}: corrupt",
-            json.len()
-        )));
-    }
-    Ok(json)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::{json, Value};
-
-    fn big_json() -> Value {
-        let points: Vec<String> = (0..400)
-            .map(|i| format!("point {i}: momentum holds above the {i}-period average"))
-            .collect();
-        json!({"sentiment": "bullish", "key_points": points})
-    }
-
-    #[test]
-    fn small_values_are_plain_json_and_large_ones_compressed() {
-        let small = encode_json(&json!({"sentiment": "bullish"})).unwrap();
-        assert_eq!(codec::unframe(&small).unwrap().0, Kind::Json);
-        let big = big_json();
-        let json_len = serde_json::to_vec(&big).unwrap().len();
-        let stored = encode_json(&big).unwrap();
-        assert_eq!(codec::unframe(&stored).unwrap().0, Kind::JsonCompressed);
-        assert!(
-            stored.len() < json_len / 2,
-            "{} of {json_len}",
-            stored.len()
-        );
-        assert_eq!(decode_json::<Value>(&stored).unwrap(), big);
-    }
-
-    #[test]
-    fn incompressible_large_json_is_stored_plain() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let noise: String = (0..20_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                char::from(b'!' + (x % 90) as u8)
-            })
-            .filter(|c| *c != '"' && *c != '\\')
-            .collect();
-        let stored = encode_json(&noise).unwrap();
-        assert_eq!(codec::unframe(&stored).unwrap().0, Kind::Json);
-        assert_eq!(decode_json::<String>(&stored).unwrap(), noise);
-    }
-
-    #[test]
-    fn corrupt_compressed_values_are_codec_errors() {
-        let stored = encode_json(&big_json()).unwrap().to_vec();
-        let mut bad_len = stored.clone();
-        bad_len[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        let mut garbage = stored[..12].to_vec();
-        garbage.extend_from_slice(&[0xff; 64]);
-        let truncated = stored[..stored.len() / 2].to_vec();
-        for (what, bytes) in [
-            ("length", bad_len),
-            ("garbage", garbage),
-            ("truncated", truncated),
-        ] {
-            let err = decode_json::<Value>(&bytes).unwrap_err();
-            assert!(err.is_codec(), "{what}: {err}");
-            assert!(
-                err.to_string().contains("compressed LLM result"),
-                "{what}: {err}"
-            );
-        }
-        assert!(decode_json::<Value>(&stored[..6]).unwrap_err().is_codec());
-    }
-
-    #[test]
-    fn every_single_byte_corruption_is_an_error_or_a_value_never_a_panic() {
-        let stored = encode_json(&big_json()).unwrap().to_vec();
-        for i in codec::HEADER_LEN..stored.len() {
-            let mut bytes = stored.clone();
-            bytes[i] ^= 0x5a;
-            // A flipped literal may still inflate to valid JSON: no checksum,
-            // as for uncompressed values. What must never happen is a panic.
-            let _ = decode_json::<Value>(&bytes);
-        }
-    }
-
-    #[test]
-    fn other_kinds_are_not_llm_results() {
-        let ticker_rate = codec::encode(&0.0001f64);
-        let err = decode_json::<Value>(&ticker_rate).unwrap_err();
-        assert!(
-            err.is_codec() && err.to_string().contains("FundingRate"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_flight_is_removed_by_its_last_member_only() {
-        let flights = Flights::default();
-        let a = flights.join("k");
-        let b = flights.join("k");
-        assert!(Arc::ptr_eq(&a.cell, &b.cell));
-        drop(a);
-        assert!(flights.lock().contains_key("k"));
-        drop(b);
-        assert!(flights.lock().is_empty());
     }
 }

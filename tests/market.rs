@@ -349,26 +349,6 @@ async fn redis_ttls_default_and_short() {
     assert_eq!(m.get_funding_rate("ETHUSDT").await.unwrap(), None);
 }
 
-/// Calls per command since the last `CONFIG RESETSTAT`, our probes excluded.
-fn commands(server: &RedisServer) -> Vec<(String, u64)> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.raw())
-        .unwrap();
-    info.lines()
-        .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter_map(|l| {
-            let (name, rest) = l.split_once(':')?;
-            let calls = rest.strip_prefix("calls=")?.split(',').next()?;
-            Some((name.to_string(), calls.parse().ok()?))
-        })
-        .filter(|(name, _)| {
-            let family = name.split('|').next().unwrap_or(name);
-            !matches!(family, "info" | "config" | "client" | "hello")
-        })
-        .collect()
-}
-
 /// A batch read of many symbols is one MGET: no GET per symbol.
 #[tokio::test]
 async fn redis_batch_reads_are_one_mget() {
@@ -380,14 +360,11 @@ async fn redis_batch_reads_are_one_mget() {
         .collect();
     m.set_tickers(&all).await.unwrap();
     let symbols: Vec<String> = (0..300).map(|i| format!("S{i}")).collect();
-    redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .exec(&mut server.raw())
-        .unwrap();
+    server.reset_command_counts();
     let got = m.get_tickers(&symbols).await.unwrap();
     assert_eq!(got.iter().filter(|t| t.is_some()).count(), 200);
     m.get_funding_rates(&symbols).await.unwrap();
-    let seen = commands(server);
+    let seen: Vec<(String, u64)> = server.command_counts().into_iter().collect();
     assert_eq!(seen, vec![("mget".to_string(), 2)], "{}", server.log());
 }
 

@@ -7,48 +7,15 @@ use iftb_cache::{Bar, Timeframe};
 use std::collections::BTreeMap;
 use support::RedisServer;
 
-/// Calls per command since the last `CONFIG RESETSTAT`, the INFO call excluded.
-fn commands(server: &RedisServer) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.raw())
-        .unwrap();
-    info.lines()
-        .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter_map(|l| {
-            let (name, rest) = l.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_string(), calls))
-        })
-        // Our own probes, and the connection handshake (subcommands show as `config|resetstat`).
-        .filter(|(name, _)| {
-            let family = name.split('|').next().unwrap_or(name);
-            !matches!(family, "info" | "config" | "client" | "hello")
-        })
-        .collect()
-}
-
-fn reset(server: &RedisServer) {
-    redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .exec(&mut server.raw())
-        .unwrap();
-}
-
 /// Runs `read`, then asserts the server saw exactly one `ZRANGE` and nothing else.
 async fn assert_one_command<F: std::future::Future<Output = ()>>(
     server: &RedisServer,
     what: &str,
     read: F,
 ) {
-    reset(server);
+    server.reset_command_counts();
     read.await;
-    let seen = commands(server);
+    let seen = server.command_counts();
     let want = BTreeMap::from([("zrange".to_string(), 1u64)]);
     assert_eq!(
         seen,
@@ -121,9 +88,9 @@ async fn a_large_write_is_one_script_call_per_chunk() {
     o.set_bars("WARMUP", Timeframe::M1, &bars[..1])
         .await
         .unwrap();
-    reset(server);
+    server.reset_command_counts();
     o.set_bars("BTCUSDT", Timeframe::M1, &bars).await.unwrap();
-    let seen = commands(server);
+    let seen = server.command_counts();
     // Chunks of about 2,000 bars, ending on block boundaries (64 bars).
     assert_eq!(seen.get("evalsha"), Some(&5), "{seen:?}");
     // Inside the script: one ZADD per block, one per chunk for the count,

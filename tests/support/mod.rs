@@ -193,6 +193,36 @@ impl RedisServer {
         }
     }
 
+    /// Zeroes the server's command counters (`CONFIG RESETSTAT`).
+    pub fn reset_command_counts(&self) {
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .exec(&mut self.raw())
+            .unwrap();
+    }
+
+    /// Calls per command since the last reset, as the server counted them
+    /// (`INFO commandstats`), leaving out our own probes and the connection
+    /// handshake (subcommands show as `config|resetstat`).
+    pub fn command_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.raw())
+            .unwrap();
+        info.lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter_map(|l| {
+                let (name, rest) = l.split_once(':')?;
+                let calls = rest.strip_prefix("calls=")?.split(',').next()?;
+                Some((name.to_string(), calls.parse().ok()?))
+            })
+            .filter(|(name, _)| {
+                let family = name.split('|').next().unwrap_or(name);
+                !matches!(family, "info" | "config" | "client" | "hello")
+            })
+            .collect()
+    }
+
     /// SIGKILL: the server dies at once, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

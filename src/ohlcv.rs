@@ -73,41 +73,54 @@ impl BarWriteOptions {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ArchivedBars {
-    records: Vec<Bytes>,
+    /// Runs of records, oldest first within a run, newest run first.
+    runs: Vec<Bytes>,
+    len: usize,
 }
 
 impl ArchivedBars {
     /// Validates every record; after this, reading them cannot fail.
-    fn new(records: Vec<Bytes>) -> Result<Self> {
-        for record in &records {
-            checked_bar(record)?;
+    fn new(runs: Vec<Bytes>) -> Result<Self> {
+        let mut len = 0;
+        for run in &runs {
+            for record in newest_first(run)? {
+                checked_bar(record)?;
+                len += 1;
+            }
         }
-        Ok(Self { records })
+        Ok(Self { runs, len })
     }
 
     /// Number of bars.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.len
     }
 
     /// True when there are no bars.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len == 0
     }
 
-    /// The `i`-th bar, in the order of the read.
-    pub fn get(&self, i: usize) -> Option<&ArchivedBar> {
-        self.records
-            .get(i)
-            .and_then(|r| codec::access::<Bar>(r).ok())
+    /// The `i`-th bar, newest first.
+    pub fn get(&self, mut i: usize) -> Option<&ArchivedBar> {
+        for run in &self.runs {
+            let n = run.len() / codec::BAR_LEN;
+            if i < n {
+                let start = (n - 1 - i) * codec::BAR_LEN;
+                return codec::access::<Bar>(&run[start..start + codec::BAR_LEN]).ok();
+            }
+            i -= n;
+        }
+        None
     }
 
-    /// The bars in the order of the read.
+    /// The bars, newest first.
     pub fn iter(&self) -> impl Iterator<Item = &ArchivedBar> + '_ {
         // Validated in `new`: `access` succeeds on every record, and the
         // filter never drops one (a cheap header and length check, no unsafe).
-        self.records
+        self.runs
             .iter()
+            .flat_map(|run| run.chunks_exact(codec::BAR_LEN).rev())
             .filter_map(|r| codec::access::<Bar>(r).ok())
     }
 
@@ -115,6 +128,18 @@ impl ArchivedBars {
     pub fn to_vec(&self) -> Vec<Bar> {
         self.iter().map(ArchivedBar::to_bar).collect()
     }
+}
+
+/// The records of a run (whole records, oldest first), newest first.
+fn newest_first(run: &[u8]) -> Result<std::iter::Rev<std::slice::ChunksExact<'_, u8>>> {
+    if run.is_empty() || !run.len().is_multiple_of(codec::BAR_LEN) {
+        return Err(Error::codec(format!(
+            "a run of {} bytes is not whole {}-byte bar records",
+            run.len(),
+            codec::BAR_LEN
+        )));
+    }
+    Ok(run.chunks_exact(codec::BAR_LEN).rev())
 }
 
 /// The OHLCV cache, from [`CacheManager::ohlcv`](crate::CacheManager::ohlcv).
@@ -223,8 +248,10 @@ impl<'a> OhlcvCache<'a> {
         tf: Timeframe,
         limit: usize,
     ) -> Result<Option<Vec<Bar>>> {
-        let view = self.get_bars_archived(symbol, tf, limit).await?;
-        Ok(view.map(|v| v.to_vec()))
+        let key = self.shared.keys.series(symbol, tf)?;
+        check_limit(limit)?;
+        let result = self.shared.backend.series_newest(&key, limit).await;
+        self.finish_read("get_bars", &key, result, decode_newest)
     }
 
     /// As [`get_bars`](Self::get_bars), handing out the archived bars over the
@@ -242,7 +269,7 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         check_limit(limit)?;
         let result = self.shared.backend.series_newest(&key, limit).await;
-        self.finish_read("get_bars", &key, result)
+        self.finish_read("get_bars", &key, result, ArchivedBars::new)
     }
 
     /// Bars with `from <= open time <= to` (unix ms), oldest first; `None` when
@@ -271,13 +298,13 @@ impl<'a> OhlcvCache<'a> {
             .backend
             .series_range(&key, (from, to), MAX_BARS_PER_READ + 1, interval_ms(tf))
             .await;
-        let view = self.finish_read("get_range", &key, result)?;
-        if view.as_ref().is_some_and(|v| v.len() > MAX_BARS_PER_READ) {
+        let bars = self.finish_read("get_range", &key, result, decode_bars)?;
+        if bars.as_ref().is_some_and(|v| v.len() > MAX_BARS_PER_READ) {
             return Err(Error::invalid(format!(
                 "{from}..={to} holds more than {MAX_BARS_PER_READ} bars; read a narrower window"
             )));
         }
-        Ok(view.map(|v| v.to_vec()))
+        Ok(bars)
     }
 
     /// The newest bar; `None` when nothing is cached.
@@ -345,21 +372,23 @@ impl<'a> OhlcvCache<'a> {
         Ok(bar)
     }
 
-    /// Validates the records of a read and counts it as a hit or a miss.
-    fn finish_read(
+    /// Decodes the records of a read (validating each) and counts it as a
+    /// hit or a miss.
+    fn finish_read<T>(
         &self,
         op: &str,
         key: &str,
         result: Result<Vec<Bytes>>,
-    ) -> Result<Option<ArchivedBars>> {
+        decode: impl FnOnce(Vec<Bytes>) -> Result<T>,
+    ) -> Result<Option<T>> {
         let records = self.shared.observe_read(op, key, result, Vec::new)?;
-        let view = match records.is_empty() {
+        let decoded = match records.is_empty() {
             true => Ok(None),
-            false => ArchivedBars::new(records).map(Some),
+            false => decode(records).map(Some),
         };
-        let view = self.shared.observe_read(op, key, view, || None)?;
-        self.shared.record_read(key, view.is_some());
-        Ok(view)
+        let decoded = self.shared.observe_read(op, key, decoded, || None)?;
+        self.shared.record_read(key, decoded.is_some());
+        Ok(decoded)
     }
 }
 
@@ -377,6 +406,25 @@ fn checked_bar(record: &[u8]) -> Result<&ArchivedBar> {
 /// The candle interval in ms, for the Redis block layout.
 fn interval_ms(tf: Timeframe) -> i64 {
     i64::try_from(tf.millis()).unwrap_or(i64::MAX)
+}
+
+/// Every record of runs read newest first, validated and copied out once.
+fn decode_newest(runs: Vec<Bytes>) -> Result<Vec<Bar>> {
+    let mut bars = Vec::with_capacity(runs.iter().map(|r| r.len() / codec::BAR_LEN).sum());
+    for run in &runs {
+        for record in newest_first(run)? {
+            bars.push(checked_bar(record)?.to_bar());
+        }
+    }
+    Ok(bars)
+}
+
+/// Every record, validated and copied out once.
+fn decode_bars(records: Vec<Bytes>) -> Result<Vec<Bar>> {
+    records
+        .iter()
+        .map(|r| checked_bar(r).map(ArchivedBar::to_bar))
+        .collect()
 }
 
 fn check_limit(limit: usize) -> Result<()> {

@@ -342,6 +342,9 @@ async fn archived_view_matches_owned_bars(t: &TestCache) {
         bar(99).timestamp
     );
     assert!(view.get(100).is_none());
+    for (i, bar) in owned.iter().enumerate() {
+        assert_eq!(view.get(i).unwrap().to_bar(), *bar, "bar {i}");
+    }
     let volume: f64 = view.iter().map(|b| b.volume.to_native()).sum();
     assert_eq!(volume, owned.iter().map(|b| b.volume).sum::<f64>());
 }

@@ -14,6 +14,10 @@ use crate::codec::{self, BAR_LEN};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 
+/// The member holding the bar count (as `-1 - count` in its score, so it
+/// ranks below every block); `COUNT` in the script.
+pub(crate) const COUNT_MEMBER: &[u8] = b"#count";
+
 /// Candle intervals per block. 64 × 52 B = 3.3 KB: a handful of blocks
 /// answer any usual read, and the per-member overhead spreads over 64 bars.
 pub(crate) const BLOCK_BARS: usize = 64;
@@ -112,7 +116,9 @@ pub(crate) fn chunks<T>(items: &[(i64, T)], span: i64, max: usize) -> Vec<&[(i64
 }
 
 /// The records of one block, oldest first, sliced without copying.
-pub(crate) fn records(block: &Bytes) -> Result<impl DoubleEndedIterator<Item = Bytes> + '_> {
+pub(crate) fn records(
+    block: &Bytes,
+) -> Result<impl DoubleEndedIterator<Item = Bytes> + ExactSizeIterator + '_> {
     if block.is_empty() || !block.len().is_multiple_of(BAR_LEN) {
         return Err(Error::codec(format!(
             "series block of {} bytes is not a whole number of {BAR_LEN}-byte records",
@@ -122,14 +128,19 @@ pub(crate) fn records(block: &Bytes) -> Result<impl DoubleEndedIterator<Item = B
     Ok((0..block.len() / BAR_LEN).map(move |i| block.slice(i * BAR_LEN..(i + 1) * BAR_LEN)))
 }
 
-/// The newest `n` records of blocks given newest first, newest first.
+/// The newest `n` records of blocks given newest first, as runs: a slice of
+/// the newest records of each block, oldest first within it, newest run
+/// first. One slice per block instead of one per record.
 pub(crate) fn newest(blocks: &[Bytes], n: usize) -> Result<Vec<Bytes>> {
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(blocks.len());
+    let mut left = n;
     for block in blocks {
-        out.extend(records(block)?.rev().take(n - out.len()));
-        if out.len() == n {
+        if left == 0 {
             break;
         }
+        let count = records(block)?.len().min(left);
+        out.push(block.slice(block.len() - count * BAR_LEN..));
+        left -= count;
     }
     Ok(out)
 }
@@ -171,6 +182,12 @@ mod tests {
             .collect()
     }
 
+    /// Runs read newest first: runs in order, records reversed within each.
+    fn newest_times(runs: &[Bytes]) -> Vec<i64> {
+        let records = runs.iter().flat_map(|r| records(r).unwrap().rev());
+        records.map(|r| codec::bar_timestamp(&r).unwrap()).collect()
+    }
+
     #[test]
     fn blocks_align_to_the_epoch() {
         let span = span_ms(60_000);
@@ -195,8 +212,11 @@ mod tests {
     #[test]
     fn newest_walks_blocks_newest_first() {
         let blocks = [block(&[7, 8, 9]), block(&[4, 5]), block(&[1, 2, 3])];
-        assert_eq!(times(&newest(&blocks, 4).unwrap()), vec![9, 8, 7, 5]);
-        assert_eq!(times(&newest(&blocks, 100).unwrap()).len(), 8);
+        let runs = newest(&blocks, 4).unwrap();
+        assert_eq!(runs.len(), 2, "one slice per block");
+        assert_eq!(newest_times(&runs), vec![9, 8, 7, 5]);
+        assert_eq!(newest_times(&newest(&blocks, 100).unwrap()).len(), 8);
+        assert!(newest(&blocks, 0).unwrap().is_empty());
     }
 
     #[test]

@@ -108,7 +108,9 @@ impl Backend {
         dispatch!(self.series_upsert(write))
     }
 
-    /// The newest `n` records, newest first.
+    /// The newest `n` records, as runs: each run holds whole records oldest
+    /// first, and the runs come newest first (Redis hands out a slice of each
+    /// block it read; the embedded backend a run per record).
     pub(crate) async fn series_newest(&self, key: &str, n: usize) -> Result<Vec<Bytes>> {
         dispatch!(self.series_newest(key, n))
     }

@@ -196,21 +196,23 @@ impl RedisBackend {
         let mut wanted = n.div_ceil(blocks::BLOCK_BARS) + 1;
         let mut fetched: Vec<Bytes> = Vec::new();
         loop {
-            let more: Vec<Bytes> = self
+            let more = self
                 .query(&newest_blocks(key, fetched.len(), wanted))
                 .await?;
+            let more = blocks_only(more);
             let exhausted = more.len() < wanted;
             fetched.extend(more);
-            let records = blocks::newest(&fetched, n)?;
-            if records.len() == n || exhausted {
-                return Ok(records);
+            let runs = blocks::newest(&fetched, n)?;
+            let found: usize = runs.iter().map(|r| r.len() / codec::BAR_LEN).sum();
+            if found == n || exhausted {
+                return Ok(runs);
             }
             wanted *= 2;
         }
     }
 
     pub(crate) async fn series_latest(&self, key: &str) -> Result<Option<Bytes>> {
-        let head: Vec<Bytes> = self.query(&newest_blocks(key, 0, 1)).await?;
+        let head = blocks_only(self.query(&newest_blocks(key, 0, 1)).await?);
         Ok(blocks::newest(&head, 1)?.pop())
     }
 
@@ -245,8 +247,8 @@ impl RedisBackend {
         }
         let replies: Vec<Vec<Bytes>> = self.query_pipe(&pipe).await?;
         replies
-            .iter()
-            .map(|head| Ok(blocks::newest(head, 1)?.pop()))
+            .into_iter()
+            .map(|head| Ok(blocks::newest(&blocks_only(head), 1)?.pop()))
             .collect()
     }
 
@@ -300,19 +302,22 @@ async fn check_credentials(client: &redis::Client, config: &CacheConfig) -> Resu
     }
 }
 
-/// The blocks of a series, newest first, skipping `offset`: scores from
-/// `+inf` down to 0, which leaves out the `#count` member (negative score).
+/// The blocks of a series, newest first, skipping `offset`, by rank: cheaper
+/// for Redis than by score. The `#count` member ranks last (its score is
+/// negative) and is dropped by [`blocks_only`].
 fn newest_blocks(key: &str, offset: usize, count: usize) -> Cmd {
     redis::cmd("ZRANGE")
         .arg(key)
-        .arg("+inf")
-        .arg(0)
-        .arg("BYSCORE")
-        .arg("REV")
-        .arg("LIMIT")
         .arg(offset)
-        .arg(count)
+        .arg(offset + count - 1)
+        .arg("REV")
         .to_owned()
+}
+
+/// The reply of [`newest_blocks`] without the `#count` member.
+fn blocks_only(mut members: Vec<Bytes>) -> Vec<Bytes> {
+    members.retain(|m| m.as_ref() != blocks::COUNT_MEMBER);
+    members
 }
 
 /// Runs a Redis future within `limit`; past it, a timeout error.

@@ -3,11 +3,14 @@
 //! Cluster keeps it on one slot.
 //!
 //! ```text
-//! {ns}:ohlcv:{BTCUSDT:1h}        sorted set of bar records, scored by open time
+//! {ns}:ohlcv:{BTCUSDT:1h}        sorted set of 64-interval blocks of bar records,
+//!                                scored by block start, plus `#count`
+//!                                (backend/blocks.rs)
 //! {ns}:ticker:{BTCUSDT}          ticker record
 //! {ns}:funding:{BTCUSDT}         funding rate record
 //! {ns}:fear_greed                Fear & Greed record
 //! {ns}:llm:{sentiment}:<hash>    LLM result (JSON, maybe compressed)
+//! {ns}:llm:{sentiment}:<hash>:lock  get_or_compute's cross-process lock
 //! {ns}:kv:<key>                  RedisClient's own keys
 //! ```
 

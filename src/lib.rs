@@ -22,15 +22,15 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `manager` | [`CacheManager`]: connects, hands out the typed caches, health, clearing |
-//! | `ohlcv` | [`OhlcvCache`]: candle series, one sorted set each, scored by open time |
+//! | `ohlcv` | [`OhlcvCache`]: candle series, one sorted set each, of blocks scored by open time |
 //! | `market` | [`MarketDataCache`]: tickers, funding rates, Fear & Greed; batch reads in one MGET |
 //! | `llm` | [`LlmCache`]: LLM results as JSON, LZ4 over 10 KB; single-flight `get_or_compute` |
 //! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON |
-//! | `config` | [`CacheConfig`]: backend choice, namespace, TTL table, timeouts |
+//! | `config` | [`CacheConfig`]: backend choice, namespace, TTL table, timeouts, fail-open |
 //! | `model` | [`Bar`], [`Ticker`], [`FearGreed`], [`Timeframe`], symbol validation |
 //! | [`codec`] | the 4-byte header and validated rkyv access of every stored value |
 //! | `keys` | the key layout under the namespace, hash-tagged per series |
-//! | `backend` | the storage vocabulary; `redis.rs` and `memory.rs` implement it |
+//! | `backend` | the storage vocabulary; `redis.rs` (with `blocks.rs`, the series layout) and `memory.rs` implement it |
 //! | `stats`, `error` | counters; [`Error`] and [`ErrorKind`] |
 //!
 //! ## Cargo features

@@ -98,7 +98,7 @@ impl<'a> LlmCache<'a> {
     }
 
     /// Stores `result` as JSON with the default LLM TTL (300 s), compressed
-    /// when its JSON is over [`COMPRESS_THRESHOLD`] bytes.
+    /// when its JSON is over [`COMPRESS_THRESHOLD`](crate::COMPRESS_THRESHOLD) bytes.
     ///
     /// # Errors
     ///

@@ -62,18 +62,8 @@ fn bars_with_one_nan() -> Vec<Bar> {
     bars
 }
 
-fn ticker() -> Ticker {
-    Ticker {
-        symbol: "BTCUSDT".into(),
-        bid: 45_100.0,
-        ask: 45_110.0,
-        last: 45_105.0,
-        volume_24h: 15_000.0,
-        change_24h: 2.5,
-        high_24h: 45_800.0,
-        low_24h: 43_900.0,
-        timestamp: 1_705_478_400_000,
-    }
+fn ticker() -> iftb_cache::Ticker {
+    support::ticker("BTCUSDT", 45_105.0)
 }
 
 fn fear_greed(value: u8, classification: FearGreedClass) -> FearGreed {

@@ -249,17 +249,7 @@ fn every_call() -> Vec<(&'static str, Op, CallFn)> {
 const HASH: &str = "99aa06d3014798d86001c324468d497f";
 
 fn ticker() -> iftb_cache::Ticker {
-    iftb_cache::Ticker {
-        symbol: SYM.into(),
-        bid: 45_100.0,
-        ask: 45_110.0,
-        last: 45_105.0,
-        volume_24h: 15_000.0,
-        change_24h: 2.5,
-        high_24h: 45_800.0,
-        low_24h: 43_900.0,
-        timestamp: 1_705_478_400_000,
-    }
+    support::ticker(SYM, 45_105.0)
 }
 
 fn fear_greed() -> iftb_cache::FearGreed {

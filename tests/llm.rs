@@ -4,7 +4,7 @@
 
 mod support;
 
-use iftb_cache::{CacheConfig, CacheManager, ComputeOptions, ErrorKind, LlmCache};
+use iftb_cache::{CacheManager, ComputeOptions, ErrorKind, LlmCache};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -506,20 +506,12 @@ async fn redis_corrupt_compressed_value_is_a_codec_error() {
     );
 }
 
-async fn connect(server: &support::RedisServer) -> CacheManager {
-    let config = CacheConfig::builder()
-        .redis_url(&server.url())
-        .build()
-        .unwrap();
-    CacheManager::connect(config).await.unwrap()
-}
-
 /// Two bots (two managers) on one Redis: with the lock, the second waits for
 /// the first's result instead of paying for the same call.
 #[tokio::test]
 async fn redis_lock_makes_another_process_wait_for_the_result() {
     let t = support::with_redis().await;
-    let other_bot = connect(t.server.as_ref().unwrap()).await;
+    let other_bot = support::connect(t.server.as_ref().unwrap(), |b| b).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let opts = ComputeOptions::new().lock(Duration::from_secs(10));
     let cache = t.cache.clone();
@@ -629,16 +621,14 @@ async fn redis_release_leaves_another_holders_lock() {
 async fn redis_down_get_or_compute_fails_open_or_fast() {
     let mut server = support::RedisServer::start();
     let connect = |fail_open: bool| {
-        let config = CacheConfig::builder()
-            .redis_url(&server.url())
-            .response_timeout(Duration::from_millis(300))
-            .connect_timeout(Duration::from_millis(300))
-            .fail_open(fail_open)
-            .build()
-            .unwrap();
-        CacheManager::connect(config)
+        support::connect(&server, move |b| {
+            let short = Duration::from_millis(300);
+            b.response_timeout(short)
+                .connect_timeout(short)
+                .fail_open(fail_open)
+        })
     };
-    let (open, strict) = (connect(true).await.unwrap(), connect(false).await.unwrap());
+    let (open, strict) = (connect(true).await, connect(false).await);
     server.kill();
     let calls = Arc::new(AtomicUsize::new(0));
     let opts = ComputeOptions::new().lock(Duration::from_secs(5));

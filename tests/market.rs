@@ -8,23 +8,9 @@ use iftb_cache::{
     MAX_SYMBOLS_PER_CALL,
 };
 use std::time::Duration;
-use support::{RedisServer, TestCache};
+use support::{ticker, RedisServer, TestCache};
 
 const T0: i64 = 1_705_478_400_000;
-
-fn ticker(symbol: &str, last: f64) -> Ticker {
-    Ticker {
-        symbol: symbol.into(),
-        bid: last - 5.0,
-        ask: last + 5.0,
-        last,
-        volume_24h: 15_000.0,
-        change_24h: -2.5,
-        high_24h: last + 700.0,
-        low_24h: last - 1_200.0,
-        timestamp: T0,
-    }
-}
 
 fn fear_greed(value: u8, classification: FearGreedClass) -> FearGreed {
     FearGreed {
@@ -423,16 +409,14 @@ async fn redis_foreign_values_are_codec_errors() {
 async fn redis_down_fails_open_or_fast() {
     let mut server = RedisServer::start();
     let connect = |fail_open: bool| {
-        let config = CacheConfig::builder()
-            .redis_url(&server.url())
-            .response_timeout(Duration::from_millis(300))
-            .connect_timeout(Duration::from_millis(300))
-            .fail_open(fail_open)
-            .build()
-            .unwrap();
-        CacheManager::connect(config)
+        support::connect(&server, move |b| {
+            let short = Duration::from_millis(300);
+            b.response_timeout(short)
+                .connect_timeout(short)
+                .fail_open(fail_open)
+        })
     };
-    let (open, strict) = (connect(true).await.unwrap(), connect(false).await.unwrap());
+    let (open, strict) = (connect(true).await, connect(false).await);
     open.market()
         .set_funding_rate("BTCUSDT", 0.1)
         .await

@@ -300,16 +300,37 @@ pub async fn embedded() -> TestCache {
 /// A cache on a fresh redis-server of its own.
 pub async fn with_redis() -> TestCache {
     let server = RedisServer::start();
-    let config = iftb_cache::CacheConfig::builder()
-        .redis_url(&server.url())
-        .build()
-        .expect("config");
-    let cache = iftb_cache::CacheManager::connect(config)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}\n{}", server.log()));
+    let cache = connect(&server, |b| b).await;
     TestCache {
         cache,
         server: Some(server),
+    }
+}
+
+/// A cache manager on `server`, its config adjusted by `configure`.
+pub async fn connect(
+    server: &RedisServer,
+    configure: impl FnOnce(iftb_cache::CacheConfigBuilder) -> iftb_cache::CacheConfigBuilder,
+) -> iftb_cache::CacheManager {
+    let builder = iftb_cache::CacheConfig::builder().redis_url(&server.url());
+    let config = configure(builder).build().expect("config");
+    iftb_cache::CacheManager::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", server.log()))
+}
+
+/// A plausible ticker of `symbol` around the price `last`.
+pub fn ticker(symbol: &str, last: f64) -> iftb_cache::Ticker {
+    iftb_cache::Ticker {
+        symbol: symbol.into(),
+        bid: last - 5.0,
+        ask: last + 5.0,
+        last,
+        volume_24h: 15_000.0,
+        change_24h: -2.5,
+        high_24h: last + 700.0,
+        low_24h: last - 1_200.0,
+        timestamp: 1_705_478_400_000,
     }
 }
 

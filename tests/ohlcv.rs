@@ -43,6 +43,8 @@ on_both_backends!(
     archived_view_matches_owned_bars,
     series_are_independent_per_symbol_and_timeframe,
     empty_write_is_a_no_op,
+    sparse_series_read_whole,
+    a_window_over_the_read_cap_is_invalid_input,
 );
 
 async fn get_bars_returns_newest_first_up_to_limit(t: &TestCache) {
@@ -376,6 +378,43 @@ async fn series_are_independent_per_symbol_and_timeframe(t: &TestCache) {
         o.get_latest_bar("ETHUSDT", Timeframe::M1).await.unwrap(),
         Some(bar(20))
     );
+}
+
+/// Bars 64 intervals apart: on Redis each sits in a block of its own, so the
+/// reads need more blocks than full blocks would, and ask again for them.
+async fn sparse_series_read_whole(t: &TestCache) {
+    let o = t.cache.ohlcv();
+    let sparse: Vec<Bar> = (0..1_000).map(|i| bar(i * 64)).collect();
+    o.set_bars("BTCUSDT", Timeframe::H1, &sparse).await.unwrap();
+    let window = o
+        .get_range("BTCUSDT", Timeframe::H1, 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(window.unwrap(), sparse);
+    let newest = o
+        .get_bars("BTCUSDT", Timeframe::H1, 300)
+        .await
+        .unwrap()
+        .unwrap();
+    let want: Vec<Bar> = sparse.iter().rev().take(300).copied().collect();
+    assert_eq!(newest, want);
+}
+
+async fn a_window_over_the_read_cap_is_invalid_input(t: &TestCache) {
+    let o = t.cache.ohlcv();
+    let n = MAX_BARS_PER_READ as i64 + 1;
+    o.set_bars("BTCUSDT", Timeframe::M1, &bars(0..n))
+        .await
+        .unwrap();
+    let all = o.get_range("BTCUSDT", Timeframe::M1, 0, i64::MAX).await;
+    assert_eq!(all.unwrap_err().kind(), ErrorKind::InvalidInput);
+    // Exactly at the cap is fine.
+    let last = T0 + (n - 2) * HOUR;
+    let capped = o
+        .get_range("BTCUSDT", Timeframe::M1, 0, last)
+        .await
+        .unwrap();
+    assert_eq!(capped.unwrap().len(), MAX_BARS_PER_READ);
 }
 
 async fn empty_write_is_a_no_op(t: &TestCache) {

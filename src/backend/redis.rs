@@ -223,21 +223,32 @@ impl RedisBackend {
         limit: usize,
         interval_ms: i64,
     ) -> Result<Vec<Bytes>> {
-        // A bar's block starts at or after the block of `from`: this finds
-        // every block that can hold a bar of the window, and at most `limit`
-        // blocks are needed, as each holds at least one bar.
+        // A bar's block starts at or after the block of `from`, so blocks
+        // scored from there up to `to` hold the window. Asked for in pages
+        // sized for full blocks, so that a huge window on a huge series is
+        // not one huge reply; a gappy series takes more pages.
         let start = blocks::block_start(from, blocks::span_ms(interval_ms));
-        let cmd = redis::cmd("ZRANGE")
-            .arg(key)
-            .arg(start)
-            .arg(to)
-            .arg("BYSCORE")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .to_owned();
-        let found: Vec<Bytes> = self.query(&cmd).await?;
-        blocks::window(&found, from, to, limit)
+        let mut page = limit.div_ceil(blocks::BLOCK_BARS) + 1;
+        let mut fetched: Vec<Bytes> = Vec::new();
+        loop {
+            let cmd = redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(start)
+                .arg(to)
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(fetched.len())
+                .arg(page)
+                .to_owned();
+            let more: Vec<Bytes> = self.query(&cmd).await?;
+            let exhausted = more.len() < page;
+            fetched.extend(more);
+            let records = blocks::window(&fetched, from, to, limit)?;
+            if records.len() == limit || exhausted {
+                return Ok(records);
+            }
+            page *= 2;
+        }
     }
 
     pub(crate) async fn series_latest_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {

@@ -72,6 +72,36 @@ fn reads(c: &mut Criterion) {
     g.finish();
 }
 
+/// The mission's yardstick for the embedded backend: moka, holding the same
+/// latest bar as a native `Bar` under a key built once (its best case).
+fn vs_moka(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = cache_with_series(&rt);
+    let ohlcv = cache.ohlcv();
+    let latest = rt
+        .block_on(ohlcv.get_latest_bar(SYMBOL, TF))
+        .expect("get")
+        .expect("cached");
+    let moka: moka::sync::Cache<String, iftb_cache::Bar> = moka::sync::Cache::new(10_000);
+    moka.insert(format!("{SYMBOL}:{TF}"), latest);
+    let key = format!("{SYMBOL}:{TF}");
+    let mut g = group(c, "embedded/vs_moka");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("iftb_get_latest_bar", |b| {
+        b.to_async(&rt).iter(|| async {
+            ohlcv
+                .get_latest_bar(black_box(SYMBOL), TF)
+                .await
+                .expect("get")
+        })
+    });
+    g.bench_function("moka_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { moka.get(black_box(key.as_str())) })
+    });
+    g.finish();
+}
+
 fn writes(c: &mut Criterion) {
     let rt = runtime();
     let cache = cache_with_series(&rt);
@@ -109,5 +139,5 @@ fn market(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, reads, writes, market);
+criterion_group!(benches, reads, vs_moka, writes, market);
 criterion_main!(benches);

@@ -193,22 +193,13 @@ impl RedisBackend {
     /// Enough blocks for `n` bars when the series has no gaps (one round
     /// trip); a gappy series takes more, doubling the blocks asked each time.
     pub(crate) async fn series_newest(&self, key: &str, n: usize) -> Result<Vec<Bytes>> {
-        let mut wanted = n.div_ceil(blocks::BLOCK_BARS) + 1;
-        let mut fetched: Vec<Bytes> = Vec::new();
-        loop {
-            let more = self
-                .query(&newest_blocks(key, fetched.len(), wanted))
-                .await?;
-            let more = blocks_only(more);
-            let exhausted = more.len() < wanted;
-            fetched.extend(more);
-            let runs = blocks::newest(&fetched, n)?;
+        let page = |offset, count| newest_blocks(key, offset, count);
+        self.paged(n, page, |fetched| {
+            let runs = blocks::newest(fetched, n)?;
             let found: usize = runs.iter().map(|r| r.len() / codec::BAR_LEN).sum();
-            if found == n || exhausted {
-                return Ok(runs);
-            }
-            wanted *= 2;
-        }
+            Ok((found == n, runs))
+        })
+        .await
     }
 
     pub(crate) async fn series_latest(&self, key: &str) -> Result<Option<Bytes>> {
@@ -224,30 +215,47 @@ impl RedisBackend {
         interval_ms: i64,
     ) -> Result<Vec<Bytes>> {
         // A bar's block starts at or after the block of `from`, so blocks
-        // scored from there up to `to` hold the window. Asked for in pages
-        // sized for full blocks, so that a huge window on a huge series is
-        // not one huge reply; a gappy series takes more pages.
+        // scored from there up to `to` hold the window.
         let start = blocks::block_start(from, blocks::span_ms(interval_ms));
-        let mut page = limit.div_ceil(blocks::BLOCK_BARS) + 1;
-        let mut fetched: Vec<Bytes> = Vec::new();
-        loop {
-            let cmd = redis::cmd("ZRANGE")
+        let page = |offset, count| {
+            redis::cmd("ZRANGE")
                 .arg(key)
                 .arg(start)
                 .arg(to)
                 .arg("BYSCORE")
                 .arg("LIMIT")
-                .arg(fetched.len())
-                .arg(page)
-                .to_owned();
-            let more: Vec<Bytes> = self.query(&cmd).await?;
-            let exhausted = more.len() < page;
+                .arg(offset)
+                .arg(count)
+                .to_owned()
+        };
+        self.paged(limit, page, |fetched| {
+            let records = blocks::window(fetched, from, to, limit)?;
+            Ok((records.len() == limit, records))
+        })
+        .await
+    }
+
+    /// Reads blocks in pages until `answer` says those fetched so far hold
+    /// `bars` bars, or the series has no more. The first page is sized for
+    /// full blocks, so a series without gaps is one round trip and a huge
+    /// read is no huge reply; a gappy series doubles the page each time.
+    async fn paged<T>(
+        &self,
+        bars: usize,
+        page: impl Fn(usize, usize) -> Cmd,
+        answer: impl Fn(&[Bytes]) -> Result<(bool, T)>,
+    ) -> Result<T> {
+        let mut count = bars.div_ceil(blocks::BLOCK_BARS) + 1;
+        let mut fetched: Vec<Bytes> = Vec::new();
+        loop {
+            let more = blocks_only(self.query(&page(fetched.len(), count)).await?);
+            let exhausted = more.len() < count;
             fetched.extend(more);
-            let records = blocks::window(&fetched, from, to, limit)?;
-            if records.len() == limit || exhausted {
-                return Ok(records);
+            let (complete, out) = answer(&fetched)?;
+            if complete || exhausted {
+                return Ok(out);
             }
-            page *= 2;
+            count *= 2;
         }
     }
 
@@ -325,7 +333,7 @@ fn newest_blocks(key: &str, offset: usize, count: usize) -> Cmd {
         .to_owned()
 }
 
-/// The reply of [`newest_blocks`] without the `#count` member.
+/// Blocks only: a rank read can reach the `#count` member, which is dropped.
 fn blocks_only(mut members: Vec<Bytes>) -> Vec<Bytes> {
     members.retain(|m| m.as_ref() != blocks::COUNT_MEMBER);
     members

@@ -11,20 +11,9 @@ use iftb_cache::{
     MAX_SYMBOLS_PER_CALL, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS, MAX_VALUE_LEN,
 };
 use std::time::Duration;
-use support::{RedisServer, TestCache};
+use support::{btc_ticker, fear_greed, sample_bar, RedisServer, TestCache, HASH};
 
 const TF: Timeframe = Timeframe::H1;
-
-fn good() -> Bar {
-    Bar::new(
-        1_705_478_400_000,
-        45_000.0,
-        45_500.0,
-        44_800.0,
-        45_200.0,
-        1_234.5,
-    )
-}
 
 /// Nothing at all in the backend: not in our namespace, not elsewhere.
 async fn assert_nothing_written(t: &TestCache) {
@@ -55,23 +44,11 @@ fn bars_with_one_nan() -> Vec<Bar> {
     let mut bars: Vec<Bar> = (0..5_000)
         .map(|i| Bar {
             timestamp: i * 60_000,
-            ..good()
+            ..sample_bar()
         })
         .collect();
     bars[4_321].open = f64::NAN;
     bars
-}
-
-fn ticker() -> iftb_cache::Ticker {
-    support::ticker("BTCUSDT", 45_105.0)
-}
-
-fn fear_greed(value: u8, classification: FearGreedClass) -> FearGreed {
-    FearGreed {
-        value,
-        classification,
-        timestamp: 1_705_478_400_000,
-    }
 }
 
 fn oversized() -> String {
@@ -81,8 +58,6 @@ fn oversized() -> String {
 fn bad_key() -> String {
     "k".repeat(MAX_KEY_LEN + 1)
 }
-
-const HASH: &str = "99aa06d3014798d86001c324468d497f";
 
 /// One test per case, on both backends: `name: |t| call;` checks that the
 /// call is rejected with `InvalidInput` and writes nothing.
@@ -99,43 +74,43 @@ macro_rules! rejects {
 
 rejects! {
     // OHLCV: symbols.
-    set_bars_rejects_an_empty_symbol: |t| t.cache.ohlcv().set_bars("", TF, &[good()]);
+    set_bars_rejects_an_empty_symbol: |t| t.cache.ohlcv().set_bars("", TF, &[sample_bar()]);
     set_bars_rejects_a_symbol_over_the_length_limit:
-        |t| t.cache.ohlcv().set_bars(&"B".repeat(MAX_SYMBOL_LEN + 1), TF, &[good()]);
-    set_bars_rejects_a_symbol_with_a_colon: |t| t.cache.ohlcv().set_bars("BTC:USDT", TF, &[good()]);
-    set_bars_rejects_a_symbol_with_braces: |t| t.cache.ohlcv().set_bars("{BTCUSDT}", TF, &[good()]);
+        |t| t.cache.ohlcv().set_bars(&"B".repeat(MAX_SYMBOL_LEN + 1), TF, &[sample_bar()]);
+    set_bars_rejects_a_symbol_with_a_colon: |t| t.cache.ohlcv().set_bars("BTC:USDT", TF, &[sample_bar()]);
+    set_bars_rejects_a_symbol_with_braces: |t| t.cache.ohlcv().set_bars("{BTCUSDT}", TF, &[sample_bar()]);
     set_bars_rejects_a_symbol_with_whitespace:
-        |t| t.cache.ohlcv().set_bars("BTC USDT", TF, &[good()]);
+        |t| t.cache.ohlcv().set_bars("BTC USDT", TF, &[sample_bar()]);
     set_bars_rejects_a_symbol_with_a_glob_character:
-        |t| t.cache.ohlcv().set_bars("BTC*", TF, &[good()]);
+        |t| t.cache.ohlcv().set_bars("BTC*", TF, &[sample_bar()]);
     set_bars_rejects_a_symbol_with_a_control_character:
-        |t| t.cache.ohlcv().set_bars("BTC\0USDT", TF, &[good()]);
+        |t| t.cache.ohlcv().set_bars("BTC\0USDT", TF, &[sample_bar()]);
     // OHLCV: bars.
     set_bars_rejects_a_nan_price:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { close: f64::NAN, ..good() }]);
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { close: f64::NAN, ..sample_bar() }]);
     set_bars_rejects_an_infinite_price:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { high: f64::INFINITY, ..good() }]);
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { high: f64::INFINITY, ..sample_bar() }]);
     set_bars_rejects_an_infinite_volume:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: f64::NEG_INFINITY, ..good() }]);
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: f64::NEG_INFINITY, ..sample_bar() }]);
     set_bars_rejects_low_above_high:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { low: 46_000.0, ..good() }]);
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { low: 46_000.0, ..sample_bar() }]);
     set_bars_rejects_a_negative_volume:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: -0.5, ..good() }]);
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: -0.5, ..sample_bar() }]);
     set_bars_rejects_a_negative_timestamp:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { timestamp: -60_000, ..good() }]);
+        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { timestamp: -60_000, ..sample_bar() }]);
     set_bars_rejects_a_timestamp_past_2_pow_53: |t| t.cache.ohlcv().set_bars(
-        "BTCUSDT", TF, &[Bar { timestamp: MAX_TIMESTAMP_MS + 1, ..good() }]);
+        "BTCUSDT", TF, &[Bar { timestamp: MAX_TIMESTAMP_MS + 1, ..sample_bar() }]);
     set_bars_rejects_a_whole_batch_for_one_bad_bar:
         |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &bars_with_one_nan());
     // OHLCV: TTLs and limits.
     set_bars_with_ttl_rejects_a_zero_ttl:
-        |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[good()], Duration::ZERO);
+        |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[sample_bar()], Duration::ZERO);
     set_bars_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.ohlcv().set_bars_with_ttl(
-        "BTCUSDT", TF, &[good()], Duration::from_micros(999));
+        "BTCUSDT", TF, &[sample_bar()], Duration::from_micros(999));
     set_bars_with_ttl_rejects_a_ttl_too_long_to_represent:
-        |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[good()], Duration::MAX);
+        |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[sample_bar()], Duration::MAX);
     set_bars_with_rejects_a_zero_ttl_in_its_options: |t| t.cache.ohlcv().set_bars_with(
-        "BTCUSDT", TF, &[good()], BarWriteOptions::new().ttl(Duration::ZERO));
+        "BTCUSDT", TF, &[sample_bar()], BarWriteOptions::new().ttl(Duration::ZERO));
     get_bars_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_bars("BTC:USDT", TF, 10);
     get_bars_rejects_a_zero_limit: |t| t.cache.ohlcv().get_bars("BTCUSDT", TF, 0);
     get_bars_rejects_a_limit_over_the_maximum:
@@ -174,26 +149,26 @@ rejects! {
     client_delete_rejects_a_bad_key: |t| t.cache.client().delete("");
     client_mget_rejects_one_bad_key_among_good: |t| t.cache.client().mget(&["a", &bad_key(), "b"]);
     // Market data: tickers.
-    set_ticker_rejects_a_bad_symbol: |t| t.cache.market().set_ticker("BTC:USDT", &ticker());
+    set_ticker_rejects_a_bad_symbol: |t| t.cache.market().set_ticker("BTC:USDT", &btc_ticker());
     set_ticker_rejects_a_bad_symbol_inside_the_ticker:
-        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { symbol: "".into(), ..ticker() });
+        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { symbol: "".into(), ..btc_ticker() });
     set_ticker_rejects_a_nan_bid:
-        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { bid: f64::NAN, ..ticker() });
+        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { bid: f64::NAN, ..btc_ticker() });
     set_ticker_rejects_an_infinite_last_price:
-        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { last: f64::INFINITY, ..ticker() });
+        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { last: f64::INFINITY, ..btc_ticker() });
     set_ticker_rejects_a_negative_timestamp:
-        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { timestamp: -1, ..ticker() });
+        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { timestamp: -1, ..btc_ticker() });
     set_ticker_with_ttl_rejects_a_zero_ttl:
-        |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &ticker(), Duration::ZERO);
+        |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), Duration::ZERO);
     set_ticker_with_ttl_rejects_a_ttl_too_long_to_represent:
-        |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &ticker(), Duration::MAX);
+        |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), Duration::MAX);
     get_ticker_rejects_a_bad_symbol: |t| t.cache.market().get_ticker("");
     set_tickers_rejects_a_whole_batch_for_one_bad_ticker: |t| t.cache.market().set_tickers(&[
-        ticker(),
-        Ticker { symbol: "ETHUSDT".into(), ask: f64::NAN, ..ticker() },
+        btc_ticker(),
+        Ticker { symbol: "ETHUSDT".into(), ask: f64::NAN, ..btc_ticker() },
     ]);
     set_tickers_rejects_too_many_tickers:
-        |t| t.cache.market().set_tickers(&vec![ticker(); MAX_SYMBOLS_PER_CALL + 1]);
+        |t| t.cache.market().set_tickers(&vec![btc_ticker(); MAX_SYMBOLS_PER_CALL + 1]);
     get_tickers_rejects_one_bad_symbol_among_good:
         |t| t.cache.market().get_tickers(&["BTCUSDT", "ETH USDT"]);
     get_tickers_rejects_too_many_symbols:
@@ -258,9 +233,7 @@ async fn never_called() -> std::result::Result<String, std::io::Error> {
 }
 
 async fn get_range_rejects_a_window_holding_too_many_bars(t: &TestCache) {
-    let bars: Vec<Bar> = (0..MAX_BARS_PER_READ as i64 + 1)
-        .map(|i| Bar::new(i * 60_000, 1.0, 2.0, 0.5, 1.5, 1.0))
-        .collect();
+    let bars = support::flat_minute_bars(MAX_BARS_PER_READ as i64 + 1);
     let o = t.cache.ohlcv();
     o.set_bars("BTCUSDT", Timeframe::M1, &bars).await.unwrap();
     let err = o
@@ -426,26 +399,26 @@ async fn the_python_bots_json_string_at_a_series_key_is_a_codec_error() {
 #[tokio::test]
 async fn a_truncated_record_is_a_codec_error() {
     let server = RedisServer::start();
-    let record = iftb_cache::codec::encode(&good());
-    plant_record(&server, good().timestamp, &record[..record.len() - 8]);
+    let record = iftb_cache::codec::encode(&sample_bar());
+    plant_record(&server, sample_bar().timestamp, &record[..record.len() - 8]);
     every_series_read_is_codec_error_or_counted_miss(&server).await;
 }
 
 #[tokio::test]
 async fn a_record_with_trailing_bytes_is_a_codec_error() {
     let server = RedisServer::start();
-    let mut record = iftb_cache::codec::encode(&good()).to_vec();
+    let mut record = iftb_cache::codec::encode(&sample_bar()).to_vec();
     record.extend_from_slice(b"tail");
-    plant_record(&server, good().timestamp, &record);
+    plant_record(&server, sample_bar().timestamp, &record);
     every_series_read_is_codec_error_or_counted_miss(&server).await;
 }
 
 #[tokio::test]
 async fn a_record_of_another_format_version_is_a_codec_error() {
     let server = RedisServer::start();
-    let mut record = iftb_cache::codec::encode(&good()).to_vec();
+    let mut record = iftb_cache::codec::encode(&sample_bar()).to_vec();
     record[3] = iftb_cache::codec::FORMAT_VERSION + 1;
-    plant_record(&server, good().timestamp, &record);
+    plant_record(&server, sample_bar().timestamp, &record);
     every_series_read_is_codec_error_or_counted_miss(&server).await;
 }
 
@@ -453,7 +426,7 @@ async fn a_record_of_another_format_version_is_a_codec_error() {
 async fn a_record_of_another_kind_is_a_codec_error() {
     let server = RedisServer::start();
     let record = iftb_cache::codec::encode(&0.0001f64);
-    plant_record(&server, good().timestamp, &record);
+    plant_record(&server, sample_bar().timestamp, &record);
     every_series_read_is_codec_error_or_counted_miss(&server).await;
 }
 
@@ -463,10 +436,10 @@ async fn a_bar_record_holding_impossible_prices_is_a_codec_error() {
     // NaN prices, which every write rejects. Handing it out would poison
     // every indicator downstream.
     let server = RedisServer::start();
-    let mut record = iftb_cache::codec::encode(&good()).to_vec();
+    let mut record = iftb_cache::codec::encode(&sample_bar()).to_vec();
     let close = iftb_cache::codec::HEADER_LEN + 8 * 4;
     record[close..close + 8].copy_from_slice(&f64::NAN.to_le_bytes());
-    plant_record(&server, good().timestamp, &record);
+    plant_record(&server, sample_bar().timestamp, &record);
     every_series_read_is_codec_error_or_counted_miss(&server).await;
 }
 
@@ -607,7 +580,7 @@ async fn the_python_bots_json_ticker_is_a_codec_error() {
 #[tokio::test]
 async fn a_truncated_ticker_is_a_codec_error() {
     let server = RedisServer::start();
-    let record = iftb_cache::codec::encode(&ticker());
+    let record = iftb_cache::codec::encode(&btc_ticker());
     plant(&server, TICKER_KEY, &record[..record.len() / 2]);
     codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
 }
@@ -637,7 +610,7 @@ async fn a_ticker_record_holding_a_nan_price_is_a_codec_error() {
     let server = RedisServer::start();
     let bad = Ticker {
         bid: f64::NAN,
-        ..ticker()
+        ..btc_ticker()
     };
     plant(&server, TICKER_KEY, &iftb_cache::codec::encode(&bad));
     codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;

@@ -3,9 +3,9 @@
 
 mod support;
 
-use iftb_cache::{Bar, ErrorKind, Timeframe};
+use iftb_cache::{ErrorKind, Timeframe};
 use std::time::Duration;
-use support::TestCache;
+use support::{flat_bar, TestCache};
 
 on_both_backends!(
     client_set_get_delete_exists,
@@ -97,7 +97,7 @@ async fn health_check_answers(t: &TestCache) {
 }
 
 async fn clear_all_empties_the_namespace(t: &TestCache) {
-    let bars = [Bar::new(0, 1.0, 2.0, 0.5, 1.5, 1.0)];
+    let bars = [flat_bar(0)];
     t.cache
         .ohlcv()
         .set_bars("BTCUSDT", Timeframe::H1, &bars)
@@ -122,7 +122,7 @@ async fn clear_all_empties_the_namespace(t: &TestCache) {
 }
 
 async fn invalid_symbol_writes_nothing(t: &TestCache) {
-    let bars = [Bar::new(0, 1.0, 2.0, 0.5, 1.5, 1.0)];
+    let bars = [flat_bar(0)];
     let o = t.cache.ohlcv();
     for bad in ["", "BTC USDT", "BTC:USDT", "{BTC}"] {
         let err = o.set_bars(bad, Timeframe::H1, &bars).await.unwrap_err();
@@ -138,7 +138,7 @@ async fn invalid_symbol_writes_nothing(t: &TestCache) {
 }
 
 async fn zero_ttl_writes_nothing(t: &TestCache) {
-    let bars = [Bar::new(0, 1.0, 2.0, 0.5, 1.5, 1.0)];
+    let bars = [flat_bar(0)];
     let o = t.cache.ohlcv();
     let err = o
         .set_bars_with_ttl("BTCUSDT", Timeframe::H1, &bars, Duration::ZERO)

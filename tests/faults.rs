@@ -15,7 +15,7 @@ use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{bar_at, btc_ticker, minute_bars, sample_fear_greed, RedisServer, HASH};
 
 const SYM: &str = "BTCUSDT";
 const TF: Timeframe = Timeframe::M1;
@@ -39,14 +39,6 @@ async fn connect(server: &RedisServer, fail_open: bool) -> CacheManager {
     CacheManager::connect(config(server, fail_open))
         .await
         .unwrap_or_else(|e| panic!("connect: {e}\n{}", server.log()))
-}
-
-fn bar(ts: i64, close: f64) -> Bar {
-    Bar::new(ts, close, close + 1.0, close - 1.0, close, 10.0)
-}
-
-fn bars(n: i64, close: f64) -> Vec<Bar> {
-    (0..n).map(|i| bar(i * 60_000, close + i as f64)).collect()
 }
 
 /// What a call is, for what fail-open mode does with it.
@@ -92,13 +84,18 @@ fn every_call() -> Vec<(&'static str, Op, CallFn)> {
     use Op::*;
     vec![
         ("ohlcv.set_bars", Write, |c| {
-            Box::pin(async move { c.ohlcv().set_bars(SYM, TF, &bars(3, 1.0)).await.map(done) })
+            Box::pin(async move {
+                c.ohlcv()
+                    .set_bars(SYM, TF, &minute_bars(3, 1.0))
+                    .await
+                    .map(done)
+            })
         }),
         ("ohlcv.set_bars_with_ttl", Write, |c| {
             Box::pin(async move {
                 let ttl = Duration::from_secs(60);
                 let o = c.ohlcv();
-                o.set_bars_with_ttl(SYM, TF, &bars(3, 1.0), ttl)
+                o.set_bars_with_ttl(SYM, TF, &minute_bars(3, 1.0), ttl)
                     .await
                     .map(done)
             })
@@ -107,7 +104,7 @@ fn every_call() -> Vec<(&'static str, Op, CallFn)> {
             Box::pin(async move {
                 let opts = BarWriteOptions::new().max_bars(NonZeroUsize::new(2).unwrap());
                 let o = c.ohlcv();
-                o.set_bars_with(SYM, TF, &bars(3, 1.0), opts)
+                o.set_bars_with(SYM, TF, &minute_bars(3, 1.0), opts)
                     .await
                     .map(done)
             })
@@ -173,10 +170,10 @@ fn every_call() -> Vec<(&'static str, Op, CallFn)> {
             })
         }),
         ("market.set_ticker", Write, |c| {
-            Box::pin(async move { c.market().set_ticker(SYM, &ticker()).await.map(done) })
+            Box::pin(async move { c.market().set_ticker(SYM, &btc_ticker()).await.map(done) })
         }),
         ("market.set_tickers", Write, |c| {
-            Box::pin(async move { c.market().set_tickers(&[ticker()]).await.map(done) })
+            Box::pin(async move { c.market().set_tickers(&[btc_ticker()]).await.map(done) })
         }),
         ("market.set_funding_rate", Write, |c| {
             Box::pin(async move { c.market().set_funding_rate(SYM, 0.0001).await.map(done) })
@@ -188,7 +185,12 @@ fn every_call() -> Vec<(&'static str, Op, CallFn)> {
             })
         }),
         ("market.set_fear_greed", Write, |c| {
-            Box::pin(async move { c.market().set_fear_greed(&fear_greed()).await.map(done) })
+            Box::pin(async move {
+                c.market()
+                    .set_fear_greed(&sample_fear_greed())
+                    .await
+                    .map(done)
+            })
         }),
         ("market.get_ticker", Read, |c| {
             Box::pin(async move { c.market().get_ticker(SYM).await.map(found) })
@@ -246,20 +248,6 @@ fn every_call() -> Vec<(&'static str, Op, CallFn)> {
     ]
 }
 
-const HASH: &str = "99aa06d3014798d86001c324468d497f";
-
-fn ticker() -> iftb_cache::Ticker {
-    support::ticker(SYM, 45_105.0)
-}
-
-fn fear_greed() -> iftb_cache::FearGreed {
-    iftb_cache::FearGreed {
-        value: 45,
-        classification: iftb_cache::FearGreedClass::Fear,
-        timestamp: 1_705_478_400_000,
-    }
-}
-
 /// One call's name, kind, result and duration.
 struct Ran {
     name: &'static str,
@@ -304,7 +292,7 @@ async fn seed(cache: &CacheManager) {
     }
     cache
         .ohlcv()
-        .set_bars(SYM, TF, &bars(3, 1.0))
+        .set_bars(SYM, TF, &minute_bars(3, 1.0))
         .await
         .unwrap();
 }
@@ -381,7 +369,7 @@ async fn every_call_times_out_when_redis_is_frozen_and_serves_again_after() {
     let newest = cache.ohlcv().get_bars(SYM, TF, 10).await.unwrap();
     let newest = newest.unwrap_or_default();
     assert!(
-        newest.iter().all(|b| bars(3, 1.0).contains(b)),
+        newest.iter().all(|b| minute_bars(3, 1.0).contains(b)),
         "{newest:?}"
     );
 }
@@ -475,7 +463,7 @@ async fn a_batch_cut_by_a_crash_is_applied_chunk_whole_or_reported_failed() {
     let args = ["--appendonly", "yes", "--appendfsync", "always"];
     let mut server = RedisServer::start_with(&args);
     let n = 10 * 2_000;
-    let (old, new) = (bars(n, 100.0), bars(n, 5_000.0));
+    let (old, new) = (minute_bars(n, 100.0), minute_bars(n, 5_000.0));
     let mut outcomes = Vec::new();
     for trial in 0..6u64 {
         let symbol = format!("CUT{trial}");
@@ -526,7 +514,7 @@ async fn a_batch_cut_by_a_freeze_times_out_and_lands_chunk_whole() {
     let server = RedisServer::start();
     let cache = connect(&server, false).await;
     let n = 10 * 2_000;
-    let (old, new) = (bars(n, 100.0), bars(n, 5_000.0));
+    let (old, new) = (minute_bars(n, 100.0), minute_bars(n, 5_000.0));
     cache.ohlcv().set_bars(SYM, TF, &old).await.unwrap();
     let writer = {
         let (cache, new) = (cache.clone(), new.clone());
@@ -600,7 +588,7 @@ async fn while_redis_loads_after_a_restart_calls_are_unavailable_or_fail_open() 
 /// Each symbol's bars are a pure function of (symbol, timestamp): any bar
 /// read can be checked on its own.
 fn expected_bar(symbol_index: usize, ts: i64) -> Bar {
-    bar(ts, (symbol_index * 1_000_000) as f64 + ts as f64 / 60_000.0)
+    bar_at(ts, (symbol_index * 1_000_000) as f64 + ts as f64 / 60_000.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -854,7 +842,7 @@ async fn fail_open_reads_miss_and_writes_drop_while_redis_is_down() {
 
     // Back up: the same manager writes and reads for real again.
     server.restart();
-    let bars = bars(3, 7.0);
+    let bars = minute_bars(3, 7.0);
     cache.ohlcv().set_bars(SYM, TF, &bars).await.unwrap();
     let newest = cache.ohlcv().get_bars(SYM, TF, 3).await.unwrap();
     assert_eq!(newest.unwrap()[0], bars[2]);

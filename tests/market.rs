@@ -8,17 +8,7 @@ use iftb_cache::{
     MAX_SYMBOLS_PER_CALL,
 };
 use std::time::Duration;
-use support::{ticker, RedisServer, TestCache};
-
-const T0: i64 = 1_705_478_400_000;
-
-fn fear_greed(value: u8, classification: FearGreedClass) -> FearGreed {
-    FearGreed {
-        value,
-        classification,
-        timestamp: T0,
-    }
-}
+use support::{fear_greed, ticker, RedisServer, TestCache};
 
 on_both_backends!(
     ticker_round_trips_and_a_miss_is_none,

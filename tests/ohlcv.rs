@@ -6,9 +6,8 @@ mod support;
 use iftb_cache::{Bar, BarWriteOptions, ErrorKind, Timeframe, MAX_BARS_PER_READ};
 use std::num::NonZeroUsize;
 use std::time::Duration;
-use support::TestCache;
+use support::{TestCache, T0};
 
-const T0: i64 = 1_705_478_400_000;
 const HOUR: i64 = 3_600_000;
 
 fn bar(i: i64) -> Bar {

@@ -3,7 +3,7 @@
 
 mod support;
 
-use iftb_cache::{Bar, Timeframe};
+use iftb_cache::Timeframe;
 use std::collections::BTreeMap;
 use support::RedisServer;
 
@@ -30,9 +30,7 @@ async fn each_read_is_one_command_however_large_the_keyspace() {
     let t = support::with_redis().await;
     let server = t.server.as_ref().unwrap();
     let o = t.cache.ohlcv();
-    let bars: Vec<Bar> = (0..500)
-        .map(|i| Bar::new(i * 60_000, 1.0, 2.0, 0.5, 1.5, 1.0))
-        .collect();
+    let bars = support::flat_minute_bars(500);
     o.set_bars("BTCUSDT", Timeframe::M1, &bars).await.unwrap();
 
     for filler in [0u32, 20_000] {
@@ -80,9 +78,7 @@ async fn each_read_is_one_command_however_large_the_keyspace() {
 async fn a_large_write_is_one_script_call_per_chunk() {
     let t = support::with_redis().await;
     let server = t.server.as_ref().unwrap();
-    let bars: Vec<Bar> = (0..10_000)
-        .map(|i| Bar::new(i * 60_000, 1.0, 2.0, 0.5, 1.5, 1.0))
-        .collect();
+    let bars = support::flat_minute_bars(10_000);
     // Load the script once so the count below is not about the first call.
     let o = t.cache.ohlcv();
     o.set_bars("WARMUP", Timeframe::M1, &bars[..1])

@@ -59,172 +59,288 @@ fn bad_key() -> String {
     "k".repeat(MAX_KEY_LEN + 1)
 }
 
-/// One test per case, on both backends: `name: |t| call;` checks that the
-/// call is rejected with `InvalidInput` and writes nothing.
+/// One test per case, on both backends, grouped by the call they exercise:
+/// `name: |t| call;` checks that the
+/// call is rejected with `InvalidInput` and writes nothing; `name: |t| call,
+/// then check;` runs `check` too, after the call and before the clean-up.
 macro_rules! rejects {
-    ($($name:ident: |$t:ident| $call:expr;)*) => {
-        $(
+    ($($call_name:literal {
+        $($name:ident: |$t:ident| $call:expr $(, then $check:expr)?;)*
+    })*) => {
+        $($(
             async fn $name($t: &TestCache) {
-                rejected($t, $call.await).await;
+                let result = $call.await;
+                $($check.await;)?
+                rejected($t, result).await;
             }
-        )*
-        on_both_backends!($($name,)* get_range_rejects_a_window_holding_too_many_bars);
+        )*)*
+        on_both_backends!($($($name,)*)* get_range_rejects_a_window_holding_too_many_bars);
     };
 }
 
+/// After a rejected write of `key`, the key does not exist.
+async fn no_key(t: &TestCache, key: &str) {
+    let exists = t.cache.client().exists(key).await.unwrap();
+    assert!(!exists, "a rejected write created {key:?}");
+}
+
+/// After a rejected write of BTCUSDT bars, the series has no bar.
+async fn no_bars(t: &TestCache) {
+    let latest = t.cache.ohlcv().get_latest_bar("BTCUSDT", TF).await.unwrap();
+    assert_eq!(latest, None, "a rejected write stored a bar");
+}
+
+/// A TTL that rounds down to zero milliseconds.
+const UNDER_A_MS: Duration = Duration::from_micros(999);
+
 rejects! {
-    // OHLCV: symbols.
-    set_bars_rejects_an_empty_symbol: |t| t.cache.ohlcv().set_bars("", TF, &[sample_bar()]);
-    set_bars_rejects_a_symbol_over_the_length_limit:
-        |t| t.cache.ohlcv().set_bars(&"B".repeat(MAX_SYMBOL_LEN + 1), TF, &[sample_bar()]);
-    set_bars_rejects_a_symbol_with_a_colon: |t| t.cache.ohlcv().set_bars("BTC:USDT", TF, &[sample_bar()]);
-    set_bars_rejects_a_symbol_with_braces: |t| t.cache.ohlcv().set_bars("{BTCUSDT}", TF, &[sample_bar()]);
-    set_bars_rejects_a_symbol_with_whitespace:
-        |t| t.cache.ohlcv().set_bars("BTC USDT", TF, &[sample_bar()]);
-    set_bars_rejects_a_symbol_with_a_glob_character:
-        |t| t.cache.ohlcv().set_bars("BTC*", TF, &[sample_bar()]);
-    set_bars_rejects_a_symbol_with_a_control_character:
-        |t| t.cache.ohlcv().set_bars("BTC\0USDT", TF, &[sample_bar()]);
-    // OHLCV: bars.
-    set_bars_rejects_a_nan_price:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { close: f64::NAN, ..sample_bar() }]);
-    set_bars_rejects_an_infinite_price:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { high: f64::INFINITY, ..sample_bar() }]);
-    set_bars_rejects_an_infinite_volume:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: f64::NEG_INFINITY, ..sample_bar() }]);
-    set_bars_rejects_low_above_high:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { low: 46_000.0, ..sample_bar() }]);
-    set_bars_rejects_a_negative_volume:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: -0.5, ..sample_bar() }]);
-    set_bars_rejects_a_negative_timestamp:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { timestamp: -60_000, ..sample_bar() }]);
-    set_bars_rejects_a_timestamp_past_2_pow_53: |t| t.cache.ohlcv().set_bars(
-        "BTCUSDT", TF, &[Bar { timestamp: MAX_TIMESTAMP_MS + 1, ..sample_bar() }]);
-    set_bars_rejects_a_whole_batch_for_one_bad_bar:
-        |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &bars_with_one_nan());
-    // OHLCV: TTLs and limits.
-    set_bars_with_ttl_rejects_a_zero_ttl:
-        |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[sample_bar()], Duration::ZERO);
-    set_bars_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.ohlcv().set_bars_with_ttl(
-        "BTCUSDT", TF, &[sample_bar()], Duration::from_micros(999));
-    set_bars_with_ttl_rejects_a_ttl_too_long_to_represent:
-        |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[sample_bar()], Duration::MAX);
-    set_bars_with_rejects_a_zero_ttl_in_its_options: |t| t.cache.ohlcv().set_bars_with(
-        "BTCUSDT", TF, &[sample_bar()], BarWriteOptions::new().ttl(Duration::ZERO));
-    get_bars_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_bars("BTC:USDT", TF, 10);
-    get_bars_rejects_a_zero_limit: |t| t.cache.ohlcv().get_bars("BTCUSDT", TF, 0);
-    get_bars_rejects_a_limit_over_the_maximum:
-        |t| t.cache.ohlcv().get_bars("BTCUSDT", TF, MAX_BARS_PER_READ + 1);
-    get_bars_archived_rejects_a_zero_limit: |t| t.cache.ohlcv().get_bars_archived("BTCUSDT", TF, 0);
-    get_bars_archived_rejects_a_limit_over_the_maximum:
-        |t| t.cache.ohlcv().get_bars_archived("BTCUSDT", TF, MAX_BARS_PER_READ + 1);
-    get_range_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_range("", TF, 0, 1);
-    get_range_rejects_a_start_after_its_end: |t| t.cache.ohlcv().get_range("BTCUSDT", TF, 10, 9);
-    get_latest_bar_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_latest_bar("BTC USDT", TF);
-    get_latest_bars_rejects_one_bad_symbol_among_good:
-        |t| t.cache.ohlcv().get_latest_bars(&[("BTCUSDT", TF), ("ETH{USDT}", TF), ("SOLUSDT", TF)]);
-    get_latest_bars_rejects_too_many_series:
-        |t| t.cache.ohlcv().get_latest_bars(&vec![("BTCUSDT", TF); MAX_BARS_PER_READ + 1]);
-    invalidate_rejects_a_bad_symbol: |t| t.cache.ohlcv().invalidate("BTC\nUSDT", TF);
-    // RedisClient.
-    client_set_rejects_an_empty_key: |t| t.cache.client().set("", "v", None);
-    client_set_rejects_a_key_over_the_length_limit: |t| t.cache.client().set(&bad_key(), "v", None);
-    client_set_rejects_a_zero_ttl: |t| t.cache.client().set("k", "v", Some(Duration::ZERO));
-    client_set_rejects_a_ttl_under_a_millisecond:
-        |t| t.cache.client().set("k", "v", Some(Duration::from_nanos(1)));
-    client_set_rejects_a_ttl_too_long_to_represent:
-        |t| t.cache.client().set("k", "v", Some(Duration::MAX));
-    client_set_rejects_an_oversized_value: |t| t.cache.client().set("k", &oversized(), None);
-    client_set_bytes_rejects_an_oversized_value:
-        |t| t.cache.client().set_bytes("k", oversized().into(), None);
-    client_set_json_rejects_an_oversized_value:
-        |t| t.cache.client().set_json("k", &serde_json::json!({ "text": oversized() }), None);
-    // JSON object keys are strings: a map keyed by pairs cannot be written.
-    client_set_json_rejects_a_value_json_cannot_hold: |t| t.cache.client().set_json(
-        "k", &std::collections::BTreeMap::from([((1, 2), "pair")]), None);
-    client_get_rejects_a_bad_key: |t| t.cache.client().get("");
-    client_get_bytes_rejects_a_bad_key: |t| t.cache.client().get_bytes(&bad_key());
-    client_get_json_rejects_a_bad_key: |t| t.cache.client().get_json::<serde_json::Value>("");
-    client_exists_rejects_a_bad_key: |t| t.cache.client().exists(&bad_key());
-    client_delete_rejects_a_bad_key: |t| t.cache.client().delete("");
-    client_mget_rejects_one_bad_key_among_good: |t| t.cache.client().mget(&["a", &bad_key(), "b"]);
-    // Market data: tickers.
-    set_ticker_rejects_a_bad_symbol: |t| t.cache.market().set_ticker("BTC:USDT", &btc_ticker());
-    set_ticker_rejects_a_bad_symbol_inside_the_ticker:
-        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { symbol: "".into(), ..btc_ticker() });
-    set_ticker_rejects_a_nan_bid:
-        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { bid: f64::NAN, ..btc_ticker() });
-    set_ticker_rejects_an_infinite_last_price:
-        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { last: f64::INFINITY, ..btc_ticker() });
-    set_ticker_rejects_a_negative_timestamp:
-        |t| t.cache.market().set_ticker("BTCUSDT", &Ticker { timestamp: -1, ..btc_ticker() });
-    set_ticker_with_ttl_rejects_a_zero_ttl:
-        |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), Duration::ZERO);
-    set_ticker_with_ttl_rejects_a_ttl_too_long_to_represent:
-        |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), Duration::MAX);
-    get_ticker_rejects_a_bad_symbol: |t| t.cache.market().get_ticker("");
-    set_tickers_rejects_a_whole_batch_for_one_bad_ticker: |t| t.cache.market().set_tickers(&[
-        btc_ticker(),
-        Ticker { symbol: "ETHUSDT".into(), ask: f64::NAN, ..btc_ticker() },
-    ]);
-    set_tickers_rejects_too_many_tickers:
-        |t| t.cache.market().set_tickers(&vec![btc_ticker(); MAX_SYMBOLS_PER_CALL + 1]);
-    get_tickers_rejects_one_bad_symbol_among_good:
-        |t| t.cache.market().get_tickers(&["BTCUSDT", "ETH USDT"]);
-    get_tickers_rejects_too_many_symbols:
-        |t| t.cache.market().get_tickers(&vec!["BTCUSDT"; MAX_SYMBOLS_PER_CALL + 1]);
-    // Market data: funding rates.
-    set_funding_rate_rejects_a_nan_rate: |t| t.cache.market().set_funding_rate("BTCUSDT", f64::NAN);
-    set_funding_rate_rejects_an_infinite_rate:
-        |t| t.cache.market().set_funding_rate("BTCUSDT", f64::NEG_INFINITY);
-    set_funding_rate_rejects_a_bad_symbol: |t| t.cache.market().set_funding_rate("BTC*", 0.0001);
-    set_funding_rate_with_ttl_rejects_a_zero_ttl:
-        |t| t.cache.market().set_funding_rate_with_ttl("BTCUSDT", 0.0001, Duration::ZERO);
-    get_funding_rate_rejects_a_bad_symbol: |t| t.cache.market().get_funding_rate("{BTC}");
-    set_funding_rates_rejects_a_whole_batch_for_one_bad_rate:
-        |t| t.cache.market().set_funding_rates(&[("BTCUSDT", 0.0001), ("ETHUSDT", f64::INFINITY)]);
-    set_funding_rates_rejects_a_whole_batch_for_one_bad_symbol:
-        |t| t.cache.market().set_funding_rates(&[("BTCUSDT", 0.0001), ("ETH:USDT", 0.0002)]);
-    set_funding_rates_rejects_too_many_rates: |t| t.cache.market().set_funding_rates(
-        &vec![("BTCUSDT", 0.0001); MAX_SYMBOLS_PER_CALL + 1]);
-    get_funding_rates_rejects_one_bad_symbol_among_good:
-        |t| t.cache.market().get_funding_rates(&["BTCUSDT", ""]);
-    // Market data: Fear & Greed.
-    set_fear_greed_rejects_a_value_over_100:
-        |t| t.cache.market().set_fear_greed(&fear_greed(101, FearGreedClass::ExtremeGreed));
-    set_fear_greed_rejects_the_largest_byte:
-        |t| t.cache.market().set_fear_greed(&fear_greed(255, FearGreedClass::ExtremeGreed));
-    set_fear_greed_rejects_a_value_contradicting_its_class:
-        |t| t.cache.market().set_fear_greed(&fear_greed(90, FearGreedClass::ExtremeFear));
-    set_fear_greed_rejects_a_negative_timestamp: |t| t.cache.market().set_fear_greed(
-        &FearGreed { timestamp: -1, ..fear_greed(45, FearGreedClass::Fear) });
-    set_fear_greed_with_ttl_rejects_a_zero_ttl: |t| t.cache.market().set_fear_greed_with_ttl(
-        &fear_greed(45, FearGreedClass::Fear), Duration::ZERO);
-    // LLM results.
-    set_analysis_rejects_a_bad_analysis_type:
-        |t| t.cache.llm().set_analysis("market analysis", HASH, &"result");
-    set_analysis_rejects_a_hash_that_is_not_hex:
-        |t| t.cache.llm().set_analysis("sentiment", "not-hex!", &"result");
-    set_analysis_rejects_an_empty_hash: |t| t.cache.llm().set_analysis("sentiment", "", &"result");
-    set_analysis_rejects_a_hash_over_128_digits:
-        |t| t.cache.llm().set_analysis("sentiment", &"a".repeat(129), &"result");
-    set_analysis_rejects_an_oversized_result:
-        |t| t.cache.llm().set_analysis("sentiment", HASH, &oversized());
-    set_analysis_rejects_a_result_json_cannot_hold: |t| t.cache.llm().set_analysis(
-        "sentiment", HASH, &std::collections::BTreeMap::from([((1, 2), "pair")]));
-    set_analysis_with_ttl_rejects_a_zero_ttl:
-        |t| t.cache.llm().set_analysis_with_ttl("sentiment", HASH, &"result", Duration::ZERO);
-    get_analysis_rejects_a_bad_analysis_type:
-        |t| t.cache.llm().get_analysis::<serde_json::Value>("", HASH);
-    get_analysis_rejects_a_bad_hash:
-        |t| t.cache.llm().get_analysis::<serde_json::Value>("sentiment", "xyz");
-    get_or_compute_rejects_a_bad_analysis_type_without_computing:
-        |t| t.cache.llm().get_or_compute("bad type", "input", never_called);
-    get_or_compute_with_rejects_a_zero_ttl_without_computing: |t| t.cache.llm().get_or_compute_with(
-        "sentiment", "input", ComputeOptions::new().ttl(Duration::ZERO), never_called);
-    get_or_compute_with_rejects_a_zero_lease_without_computing:
-        |t| t.cache.llm().get_or_compute_with(
-            "sentiment", "input", ComputeOptions::new().lock(Duration::ZERO), never_called);
+    "ohlcv.set_bars" {
+        set_bars_rejects_an_empty_symbol: |t| t.cache.ohlcv().set_bars("", TF, &[sample_bar()]);
+        set_bars_rejects_a_symbol_over_the_length_limit:
+            |t| t.cache.ohlcv().set_bars(&"B".repeat(MAX_SYMBOL_LEN + 1), TF, &[sample_bar()]);
+        set_bars_rejects_a_symbol_with_a_colon:
+            |t| t.cache.ohlcv().set_bars("BTC:USDT", TF, &[sample_bar()]);
+        set_bars_rejects_a_symbol_with_braces:
+            |t| t.cache.ohlcv().set_bars("{BTCUSDT}", TF, &[sample_bar()]);
+        set_bars_rejects_a_symbol_with_whitespace:
+            |t| t.cache.ohlcv().set_bars("BTC USDT", TF, &[sample_bar()]);
+        set_bars_rejects_a_symbol_with_a_glob_character:
+            |t| t.cache.ohlcv().set_bars("BTC*", TF, &[sample_bar()]);
+        set_bars_rejects_a_symbol_with_a_control_character:
+            |t| t.cache.ohlcv().set_bars("BTC\0USDT", TF, &[sample_bar()]);
+        set_bars_rejects_a_nan_price:
+            |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { close: f64::NAN, ..sample_bar() }]);
+        set_bars_rejects_an_infinite_price: |t| t.cache.ohlcv().set_bars(
+            "BTCUSDT", TF, &[Bar { high: f64::INFINITY, ..sample_bar() }]);
+        set_bars_rejects_an_infinite_volume: |t| t.cache.ohlcv().set_bars(
+            "BTCUSDT", TF, &[Bar { volume: f64::NEG_INFINITY, ..sample_bar() }]);
+        set_bars_rejects_low_above_high:
+            |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { low: 46_000.0, ..sample_bar() }]);
+        set_bars_rejects_a_negative_volume:
+            |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &[Bar { volume: -0.5, ..sample_bar() }]);
+        set_bars_rejects_a_negative_timestamp: |t| t.cache.ohlcv().set_bars(
+            "BTCUSDT", TF, &[Bar { timestamp: -60_000, ..sample_bar() }]);
+        set_bars_rejects_a_timestamp_past_2_pow_53: |t| t.cache.ohlcv().set_bars(
+            "BTCUSDT", TF, &[Bar { timestamp: MAX_TIMESTAMP_MS + 1, ..sample_bar() }]);
+        set_bars_rejects_a_whole_batch_for_one_bad_bar:
+            |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &bars_with_one_nan());
+    }
+    "ohlcv.set_bars_with_ttl" {
+        set_bars_with_ttl_rejects_a_zero_ttl: |t| t.cache.ohlcv().set_bars_with_ttl(
+            "BTCUSDT", TF, &[sample_bar()], Duration::ZERO), then no_bars(t);
+        set_bars_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.ohlcv().set_bars_with_ttl(
+            "BTCUSDT", TF, &[sample_bar()], UNDER_A_MS), then no_bars(t);
+        set_bars_with_ttl_rejects_a_ttl_too_long_to_represent:
+            |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[sample_bar()], Duration::MAX);
+    }
+    "ohlcv.set_bars_with" {
+        set_bars_with_rejects_a_zero_ttl_in_its_options: |t| t.cache.ohlcv().set_bars_with(
+            "BTCUSDT", TF, &[sample_bar()], BarWriteOptions::new().ttl(Duration::ZERO));
+    }
+    "ohlcv.get_bars" {
+        get_bars_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_bars("BTC:USDT", TF, 10);
+        get_bars_rejects_a_zero_limit: |t| t.cache.ohlcv().get_bars("BTCUSDT", TF, 0);
+        get_bars_rejects_a_limit_over_the_maximum:
+            |t| t.cache.ohlcv().get_bars("BTCUSDT", TF, MAX_BARS_PER_READ + 1);
+    }
+    "ohlcv.get_bars_archived" {
+        get_bars_archived_rejects_a_zero_limit:
+            |t| t.cache.ohlcv().get_bars_archived("BTCUSDT", TF, 0);
+        get_bars_archived_rejects_a_limit_over_the_maximum:
+            |t| t.cache.ohlcv().get_bars_archived("BTCUSDT", TF, MAX_BARS_PER_READ + 1);
+    }
+    "ohlcv.get_range" {
+        get_range_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_range("", TF, 0, 1);
+        get_range_rejects_a_start_after_its_end:
+            |t| t.cache.ohlcv().get_range("BTCUSDT", TF, 10, 9);
+    }
+    "ohlcv.get_latest_bar" {
+        get_latest_bar_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_latest_bar("BTC USDT", TF);
+    }
+    "ohlcv.get_latest_bars" {
+        get_latest_bars_rejects_one_bad_symbol_among_good: |t| t.cache.ohlcv().get_latest_bars(
+            &[("BTCUSDT", TF), ("ETH{USDT}", TF), ("SOLUSDT", TF)]);
+        get_latest_bars_rejects_too_many_series:
+            |t| t.cache.ohlcv().get_latest_bars(&vec![("BTCUSDT", TF); MAX_BARS_PER_READ + 1]);
+    }
+    "ohlcv.invalidate" {
+        invalidate_rejects_a_bad_symbol: |t| t.cache.ohlcv().invalidate("BTC\nUSDT", TF);
+    }
+    "client.set" {
+        client_set_rejects_an_empty_key: |t| t.cache.client().set("", "v", None);
+        client_set_rejects_a_key_over_the_length_limit:
+            |t| t.cache.client().set(&bad_key(), "v", None);
+        client_set_rejects_a_zero_ttl:
+            |t| t.cache.client().set("k", "v", Some(Duration::ZERO)), then no_key(t, "k");
+        client_set_rejects_a_ttl_under_a_millisecond:
+            |t| t.cache.client().set("k", "v", Some(Duration::from_nanos(1)));
+        client_set_rejects_a_ttl_too_long_to_represent:
+            |t| t.cache.client().set("k", "v", Some(Duration::MAX));
+        client_set_rejects_an_oversized_value: |t| t.cache.client().set("k", &oversized(), None);
+    }
+    "client.set_bytes" {
+        client_set_bytes_rejects_an_oversized_value:
+            |t| t.cache.client().set_bytes("k", oversized().into(), None);
+    }
+    "client.set_json" {
+        client_set_json_rejects_an_oversized_value: |t| t.cache.client().set_json(
+            "k", &serde_json::json!({ "text": oversized() }), None);
+        // JSON object keys are strings: a map keyed by pairs cannot be written.
+        client_set_json_rejects_a_value_json_cannot_hold: |t| t.cache.client().set_json(
+            "k", &std::collections::BTreeMap::from([((1, 2), "pair")]), None);
+    }
+    "client.get" {
+        client_get_rejects_a_bad_key: |t| t.cache.client().get("");
+    }
+    "client.get_bytes" {
+        client_get_bytes_rejects_a_bad_key: |t| t.cache.client().get_bytes(&bad_key());
+    }
+    "client.get_json" {
+        client_get_json_rejects_a_bad_key:
+            |t| t.cache.client().get_json::<serde_json::Value>("");
+    }
+    "client.exists" {
+        client_exists_rejects_a_bad_key: |t| t.cache.client().exists(&bad_key());
+    }
+    "client.delete" {
+        client_delete_rejects_a_bad_key: |t| t.cache.client().delete("");
+    }
+    "client.mget" {
+        client_mget_rejects_one_bad_key_among_good:
+            |t| t.cache.client().mget(&["a", &bad_key(), "b"]);
+    }
+    "market.set_ticker" {
+        set_ticker_rejects_a_bad_symbol:
+            |t| t.cache.market().set_ticker("BTC:USDT", &btc_ticker());
+        set_ticker_rejects_a_bad_symbol_inside_the_ticker: |t| t.cache.market().set_ticker(
+            "BTCUSDT", &Ticker { symbol: "".into(), ..btc_ticker() });
+        set_ticker_rejects_a_nan_bid: |t| t.cache.market().set_ticker(
+            "BTCUSDT", &Ticker { bid: f64::NAN, ..btc_ticker() });
+        set_ticker_rejects_an_infinite_last_price: |t| t.cache.market().set_ticker(
+            "BTCUSDT", &Ticker { last: f64::INFINITY, ..btc_ticker() });
+        set_ticker_rejects_a_negative_timestamp: |t| t.cache.market().set_ticker(
+            "BTCUSDT", &Ticker { timestamp: -1, ..btc_ticker() });
+    }
+    "market.set_ticker_with_ttl" {
+        set_ticker_with_ttl_rejects_a_zero_ttl:
+            |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), Duration::ZERO);
+        set_ticker_with_ttl_rejects_a_ttl_under_a_millisecond:
+            |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), UNDER_A_MS);
+        set_ticker_with_ttl_rejects_a_ttl_too_long_to_represent:
+            |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), Duration::MAX);
+    }
+    "market.get_ticker" {
+        get_ticker_rejects_a_bad_symbol: |t| t.cache.market().get_ticker("");
+    }
+    "market.set_tickers" {
+        set_tickers_rejects_a_whole_batch_for_one_bad_ticker: |t| t.cache.market().set_tickers(&[
+            btc_ticker(),
+            Ticker { symbol: "ETHUSDT".into(), ask: f64::NAN, ..btc_ticker() },
+        ]);
+        set_tickers_rejects_too_many_tickers:
+            |t| t.cache.market().set_tickers(&vec![btc_ticker(); MAX_SYMBOLS_PER_CALL + 1]);
+    }
+    "market.set_tickers_with_ttl" {
+        set_tickers_with_ttl_rejects_a_zero_ttl:
+            |t| t.cache.market().set_tickers_with_ttl(&[btc_ticker()], Duration::ZERO);
+        set_tickers_with_ttl_rejects_a_ttl_under_a_millisecond:
+            |t| t.cache.market().set_tickers_with_ttl(&[btc_ticker()], UNDER_A_MS);
+    }
+    "market.get_tickers" {
+        get_tickers_rejects_one_bad_symbol_among_good:
+            |t| t.cache.market().get_tickers(&["BTCUSDT", "ETH USDT"]);
+        get_tickers_rejects_too_many_symbols:
+            |t| t.cache.market().get_tickers(&vec!["BTCUSDT"; MAX_SYMBOLS_PER_CALL + 1]);
+    }
+    "market.set_funding_rate" {
+        set_funding_rate_rejects_a_nan_rate:
+            |t| t.cache.market().set_funding_rate("BTCUSDT", f64::NAN);
+        set_funding_rate_rejects_an_infinite_rate:
+            |t| t.cache.market().set_funding_rate("BTCUSDT", f64::NEG_INFINITY);
+        set_funding_rate_rejects_a_bad_symbol:
+            |t| t.cache.market().set_funding_rate("BTC*", 0.0001);
+    }
+    "market.set_funding_rate_with_ttl" {
+        set_funding_rate_with_ttl_rejects_a_zero_ttl:
+            |t| t.cache.market().set_funding_rate_with_ttl("BTCUSDT", 0.0001, Duration::ZERO);
+        set_funding_rate_with_ttl_rejects_a_ttl_under_a_millisecond:
+            |t| t.cache.market().set_funding_rate_with_ttl("BTCUSDT", 0.0001, UNDER_A_MS);
+    }
+    "market.get_funding_rate" {
+        get_funding_rate_rejects_a_bad_symbol: |t| t.cache.market().get_funding_rate("{BTC}");
+    }
+    "market.set_funding_rates" {
+        set_funding_rates_rejects_a_whole_batch_for_one_bad_rate: |t| t.cache.market()
+            .set_funding_rates(&[("BTCUSDT", 0.0001), ("ETHUSDT", f64::INFINITY)]);
+        set_funding_rates_rejects_a_whole_batch_for_one_bad_symbol: |t| t.cache.market()
+            .set_funding_rates(&[("BTCUSDT", 0.0001), ("ETH:USDT", 0.0002)]);
+        set_funding_rates_rejects_too_many_rates: |t| t.cache.market().set_funding_rates(
+            &vec![("BTCUSDT", 0.0001); MAX_SYMBOLS_PER_CALL + 1]);
+    }
+    "market.set_funding_rates_with_ttl" {
+        set_funding_rates_with_ttl_rejects_a_zero_ttl: |t| t.cache.market()
+            .set_funding_rates_with_ttl(&[("BTCUSDT", 0.0001)], Duration::ZERO);
+        set_funding_rates_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.market()
+            .set_funding_rates_with_ttl(&[("BTCUSDT", 0.0001)], UNDER_A_MS);
+    }
+    "market.get_funding_rates" {
+        get_funding_rates_rejects_one_bad_symbol_among_good:
+            |t| t.cache.market().get_funding_rates(&["BTCUSDT", ""]);
+    }
+    "market.set_fear_greed" {
+        set_fear_greed_rejects_a_value_over_100:
+            |t| t.cache.market().set_fear_greed(&fear_greed(101, FearGreedClass::ExtremeGreed));
+        set_fear_greed_rejects_the_largest_byte:
+            |t| t.cache.market().set_fear_greed(&fear_greed(255, FearGreedClass::ExtremeGreed));
+        set_fear_greed_rejects_a_value_contradicting_its_class:
+            |t| t.cache.market().set_fear_greed(&fear_greed(90, FearGreedClass::ExtremeFear));
+        set_fear_greed_rejects_a_negative_timestamp: |t| t.cache.market().set_fear_greed(
+            &FearGreed { timestamp: -1, ..fear_greed(45, FearGreedClass::Fear) });
+    }
+    "market.set_fear_greed_with_ttl" {
+        set_fear_greed_with_ttl_rejects_a_zero_ttl: |t| t.cache.market().set_fear_greed_with_ttl(
+            &fear_greed(45, FearGreedClass::Fear), Duration::ZERO);
+        set_fear_greed_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.market()
+            .set_fear_greed_with_ttl(&fear_greed(45, FearGreedClass::Fear), UNDER_A_MS);
+    }
+    "llm.set_analysis" {
+        set_analysis_rejects_a_bad_analysis_type:
+            |t| t.cache.llm().set_analysis("market analysis", HASH, &"result");
+        set_analysis_rejects_a_hash_that_is_not_hex:
+            |t| t.cache.llm().set_analysis("sentiment", "not-hex!", &"result");
+        set_analysis_rejects_an_empty_hash:
+            |t| t.cache.llm().set_analysis("sentiment", "", &"result");
+        set_analysis_rejects_a_hash_over_128_digits:
+            |t| t.cache.llm().set_analysis("sentiment", &"a".repeat(129), &"result");
+        set_analysis_rejects_an_oversized_result:
+            |t| t.cache.llm().set_analysis("sentiment", HASH, &oversized());
+        set_analysis_rejects_a_result_json_cannot_hold: |t| t.cache.llm().set_analysis(
+            "sentiment", HASH, &std::collections::BTreeMap::from([((1, 2), "pair")]));
+    }
+    "llm.set_analysis_with_ttl" {
+        set_analysis_with_ttl_rejects_a_zero_ttl: |t| t.cache.llm().set_analysis_with_ttl(
+            "sentiment", HASH, &"result", Duration::ZERO);
+        set_analysis_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.llm()
+            .set_analysis_with_ttl("sentiment", HASH, &"result", Duration::from_micros(10));
+    }
+    "llm.get_analysis" {
+        get_analysis_rejects_a_bad_analysis_type:
+            |t| t.cache.llm().get_analysis::<serde_json::Value>("", HASH);
+        get_analysis_rejects_a_bad_hash:
+            |t| t.cache.llm().get_analysis::<serde_json::Value>("sentiment", "xyz");
+    }
+    "llm.get_or_compute" {
+        get_or_compute_rejects_a_bad_analysis_type_without_computing:
+            |t| t.cache.llm().get_or_compute("bad type", "input", never_called);
+    }
+    "llm.get_or_compute_with" {
+        get_or_compute_with_rejects_a_zero_ttl_without_computing: |t| t.cache.llm()
+            .get_or_compute_with(
+                "sentiment", "input", ComputeOptions::new().ttl(Duration::ZERO), never_called);
+        get_or_compute_with_rejects_a_zero_lease_without_computing: |t| t.cache.llm()
+            .get_or_compute_with(
+                "sentiment", "input", ComputeOptions::new().lock(Duration::ZERO), never_called);
+    }
 }
 
 /// The computation of a rejected `get_or_compute`: it must never run.

@@ -20,7 +20,6 @@ on_both_backends!(
     bad_ticker_or_symbol_writes_nothing,
     bad_batch_entry_writes_none_of_the_batch,
     bad_rates_and_readings_write_nothing,
-    zero_ttl_is_invalid_input,
     oversized_batches_are_invalid_input,
     empty_batches_are_no_ops,
 );
@@ -181,25 +180,6 @@ async fn bad_rates_and_readings_write_nothing(t: &TestCache) {
     for fg in readings {
         let err = m.set_fear_greed(&fg).await.unwrap_err();
         assert_rejected(t, err, &format!("{fg:?}")).await;
-    }
-}
-
-async fn zero_ttl_is_invalid_input(t: &TestCache) {
-    let m = t.cache.market();
-    let tick = ticker("BTCUSDT", 1.0);
-    let fg = fear_greed(50, FearGreedClass::Neutral);
-    for ttl in [Duration::ZERO, Duration::from_micros(999)] {
-        let errs = [
-            m.set_ticker_with_ttl("BTCUSDT", &tick, ttl).await,
-            m.set_tickers_with_ttl(std::slice::from_ref(&tick), ttl)
-                .await,
-            m.set_funding_rate_with_ttl("BTCUSDT", 0.1, ttl).await,
-            m.set_funding_rates_with_ttl(&[("BTCUSDT", 0.1)], ttl).await,
-            m.set_fear_greed_with_ttl(&fg, ttl).await,
-        ];
-        for (i, r) in errs.into_iter().enumerate() {
-            assert_rejected(t, r.unwrap_err(), &format!("setter {i}, {ttl:?}")).await;
-        }
     }
 }
 

@@ -1,17 +1,17 @@
 //! Bad input, one test per case, on both backends: every public call that
-//! takes it answers with a typed error and writes nothing. And foreign or
-//! corrupt values under our keys (the Python bot's JSON, truncated records,
-//! another format version): a codec error, or a counted miss in fail-open mode.
+//! takes it answers with a typed error and writes nothing; and bad
+//! configuration, refused at `build()`. (Foreign values under our keys are
+//! `fail_open.rs`'s.)
 
 mod support;
 
 use iftb_cache::{
-    Bar, BarWriteOptions, CacheConfig, CacheManager, ComputeOptions, DataType, ErrorKind,
-    FearGreed, FearGreedClass, Result, Ticker, Timeframe, MAX_BARS_PER_READ, MAX_KEY_LEN,
+    Bar, BarWriteOptions, CacheConfig, ComputeOptions, DataType, ErrorKind, FearGreed,
+    FearGreedClass, Result, Ticker, Timeframe, MAX_BARS_PER_READ, MAX_KEY_LEN,
     MAX_SYMBOLS_PER_CALL, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS, MAX_VALUE_LEN,
 };
 use std::time::Duration;
-use support::{btc_ticker, fear_greed, sample_bar, RedisServer, TestCache, HASH};
+use support::{btc_ticker, fear_greed, sample_bar, TestCache, HASH};
 
 const TF: Timeframe = Timeframe::H1;
 
@@ -63,6 +63,7 @@ fn bad_key() -> String {
 /// `name: |t| call;` checks that the
 /// call is rejected with `InvalidInput` and writes nothing; `name: |t| call,
 /// then check;` runs `check` too, after the call and before the clean-up.
+/// The groups are named as in `support::every_call`, and listed in `CASES`.
 macro_rules! rejects {
     ($($call_name:literal {
         $($name:ident: |$t:ident| $call:expr $(, then $check:expr)?;)*
@@ -74,6 +75,8 @@ macro_rules! rejects {
                 rejected($t, result).await;
             }
         )*)*
+        /// Each call of `support::every_call` with bad-input cases, and its cases.
+        const CASES: &[(&str, &[&str])] = &[$(($call_name, &[$(stringify!($name)),*])),*];
         on_both_backends!($($($name,)*)* get_range_rejects_a_window_holding_too_many_bars);
     };
 }
@@ -343,6 +346,35 @@ rejects! {
     }
 }
 
+/// The calls of `support::every_call` that take no input to reject.
+const TAKE_NO_INPUT: [&str; 3] = [
+    "market.get_fear_greed",
+    "manager.clear_all",
+    "manager.flush_db",
+];
+
+/// A call added to the shared list without a bad-input case fails here; so
+/// does a group named after no call of the list.
+#[test]
+fn every_public_call_has_a_bad_input_case() {
+    let calls: Vec<&str> = support::every_call().iter().map(|c| c.name).collect();
+    for name in &calls {
+        let cases = CASES.iter().find(|(call, _)| call == name);
+        assert!(
+            cases.is_some_and(|(_, cases)| !cases.is_empty()) || TAKE_NO_INPUT.contains(name),
+            "{name} has no bad-input case"
+        );
+        assert!(
+            !(cases.is_some() && TAKE_NO_INPUT.contains(name)),
+            "{name} has cases but is listed as taking no input"
+        );
+    }
+    let named = CASES.iter().map(|(call, _)| call).chain(&TAKE_NO_INPUT);
+    for call in named {
+        assert!(calls.contains(call), "{call} is not in support::every_call");
+    }
+}
+
 /// The computation of a rejected `get_or_compute`: it must never run.
 async fn never_called() -> std::result::Result<String, std::io::Error> {
     panic!("the LLM was called for a rejected request");
@@ -420,416 +452,4 @@ fn unknown_timeframes_are_invalid_input() {
         let err = name.parse::<Timeframe>().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name:?}");
     }
-}
-
-// Foreign and corrupt values under our keys, written straight into Redis as
-// another program (or a bit flip) would: a codec error, or a counted miss in
-// fail-open mode. Never a panic, never a wrong bar.
-
-const SERIES_KEY: &str = "iftb:ohlcv:{BTCUSDT:1h}";
-
-async fn cache_on(server: &RedisServer, fail_open: bool) -> CacheManager {
-    let config = CacheConfig::builder()
-        .redis_url(&server.url())
-        .fail_open(fail_open)
-        .build()
-        .unwrap();
-    CacheManager::connect(config).await.unwrap()
-}
-
-/// Stores `member` in the series as its only bar, at score `ts`.
-fn plant_record(server: &RedisServer, ts: i64, member: &[u8]) {
-    redis::cmd("ZADD")
-        .arg(SERIES_KEY)
-        .arg(ts)
-        .arg(member)
-        .exec(&mut server.raw())
-        .unwrap();
-}
-
-/// Every read of the series fails with a codec error when fail-open is off,
-/// and is a counted miss when it is on.
-async fn every_series_read_is_codec_error_or_counted_miss(server: &RedisServer) {
-    let strict = cache_on(server, false).await;
-    let o = strict.ohlcv();
-    let reads: Vec<Result<Option<Vec<Bar>>>> = vec![
-        o.get_bars("BTCUSDT", TF, 10).await,
-        o.get_bars_archived("BTCUSDT", TF, 10)
-            .await
-            .map(|v| v.map(|v| v.to_vec())),
-        o.get_range("BTCUSDT", TF, 0, i64::MAX).await,
-        o.get_latest_bar("BTCUSDT", TF)
-            .await
-            .map(|b| b.map(|b| vec![b])),
-        o.get_latest_bars(&[("BTCUSDT", TF)])
-            .await
-            .map(|v| v[0].map(|b| vec![b])),
-    ];
-    for read in reads {
-        let err = read.expect_err("a foreign value was read as bars");
-        assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
-    }
-    let stats = strict.stats();
-    assert_eq!((stats.codec_errors, stats.hits), (5, 0), "{stats:?}");
-
-    let lenient = cache_on(server, true).await;
-    let o = lenient.ohlcv();
-    assert_eq!(o.get_bars("BTCUSDT", TF, 10).await.unwrap(), None);
-    assert!(o
-        .get_bars_archived("BTCUSDT", TF, 10)
-        .await
-        .unwrap()
-        .is_none());
-    assert_eq!(o.get_range("BTCUSDT", TF, 0, i64::MAX).await.unwrap(), None);
-    assert_eq!(o.get_latest_bar("BTCUSDT", TF).await.unwrap(), None);
-    let many = o.get_latest_bars(&[("BTCUSDT", TF)]).await.unwrap();
-    assert_eq!(many, vec![None]);
-    let stats = lenient.stats();
-    assert_eq!(stats.fail_open_misses, 5, "{stats:?}");
-    assert_eq!((stats.misses, stats.hits, stats.codec_errors), (5, 0, 5));
-}
-
-#[tokio::test]
-async fn the_python_bots_json_bar_in_a_series_is_a_codec_error() {
-    let server = RedisServer::start();
-    let json = br#"{"timestamp": 1705478400000, "open": 45000.0, "high": 45500.0,
-        "low": 44800.0, "close": 45200.0, "volume": 1234.5}"#;
-    plant_record(&server, 1_705_478_400_000, json);
-    every_series_read_is_codec_error_or_counted_miss(&server).await;
-}
-
-#[tokio::test]
-async fn the_python_bots_json_string_at_a_series_key_is_a_codec_error() {
-    // The original stored each bar as a JSON string; one at our series key
-    // is a value of another type (WRONGTYPE), foreign all the same.
-    let server = RedisServer::start();
-    let json = r#"{"timestamp": 1705478400000, "close": 45200.0}"#;
-    redis::cmd("SET")
-        .arg(SERIES_KEY)
-        .arg(json)
-        .exec(&mut server.raw())
-        .unwrap();
-    every_series_read_is_codec_error_or_counted_miss(&server).await;
-}
-
-#[tokio::test]
-async fn a_truncated_record_is_a_codec_error() {
-    let server = RedisServer::start();
-    let record = iftb_cache::codec::encode(&sample_bar());
-    plant_record(&server, sample_bar().timestamp, &record[..record.len() - 8]);
-    every_series_read_is_codec_error_or_counted_miss(&server).await;
-}
-
-#[tokio::test]
-async fn a_record_with_trailing_bytes_is_a_codec_error() {
-    let server = RedisServer::start();
-    let mut record = iftb_cache::codec::encode(&sample_bar()).to_vec();
-    record.extend_from_slice(b"tail");
-    plant_record(&server, sample_bar().timestamp, &record);
-    every_series_read_is_codec_error_or_counted_miss(&server).await;
-}
-
-#[tokio::test]
-async fn a_record_of_another_format_version_is_a_codec_error() {
-    let server = RedisServer::start();
-    let mut record = iftb_cache::codec::encode(&sample_bar()).to_vec();
-    record[3] = iftb_cache::codec::FORMAT_VERSION + 1;
-    plant_record(&server, sample_bar().timestamp, &record);
-    every_series_read_is_codec_error_or_counted_miss(&server).await;
-}
-
-#[tokio::test]
-async fn a_record_of_another_kind_is_a_codec_error() {
-    let server = RedisServer::start();
-    let record = iftb_cache::codec::encode(&0.0001f64);
-    plant_record(&server, sample_bar().timestamp, &record);
-    every_series_read_is_codec_error_or_counted_miss(&server).await;
-}
-
-#[tokio::test]
-async fn a_bar_record_holding_impossible_prices_is_a_codec_error() {
-    // A well-formed header over a payload no writer could have produced:
-    // NaN prices, which every write rejects. Handing it out would poison
-    // every indicator downstream.
-    let server = RedisServer::start();
-    let mut record = iftb_cache::codec::encode(&sample_bar()).to_vec();
-    let close = iftb_cache::codec::HEADER_LEN + 8 * 4;
-    record[close..close + 8].copy_from_slice(&f64::NAN.to_le_bytes());
-    plant_record(&server, sample_bar().timestamp, &record);
-    every_series_read_is_codec_error_or_counted_miss(&server).await;
-}
-
-#[tokio::test]
-async fn garbage_bytes_are_a_codec_error() {
-    let server = RedisServer::start();
-    plant_record(&server, 0, &[0xFF; 52]);
-    every_series_read_is_codec_error_or_counted_miss(&server).await;
-}
-
-#[tokio::test]
-async fn a_client_value_that_is_not_utf8_is_a_codec_error_or_a_counted_miss() {
-    let server = RedisServer::start();
-    redis::cmd("SET")
-        .arg("iftb:kv:k")
-        .arg(&[0xC3u8, 0x28][..])
-        .exec(&mut server.raw())
-        .unwrap();
-    let strict = cache_on(&server, false).await;
-    let err = strict.client().get("k").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
-    let lenient = cache_on(&server, true).await;
-    assert_eq!(lenient.client().get("k").await.unwrap(), None);
-    let bytes = lenient.client().get_bytes("k").await.unwrap();
-    assert_eq!(
-        bytes.as_deref(),
-        Some(&[0xC3u8, 0x28][..]),
-        "raw bytes are served"
-    );
-    let stats = lenient.stats();
-    assert_eq!(
-        (stats.fail_open_misses, stats.misses, stats.hits),
-        (1, 1, 1)
-    );
-}
-
-#[tokio::test]
-async fn a_client_value_that_is_not_the_expected_json_is_a_codec_error_or_a_counted_miss() {
-    let server = RedisServer::start();
-    redis::cmd("SET")
-        .arg("iftb:kv:j")
-        .arg(r#"{"close": "not a number"}"#)
-        .exec(&mut server.raw())
-        .unwrap();
-    #[derive(serde::Deserialize, Debug)]
-    #[allow(dead_code)]
-    struct Expected {
-        close: f64,
-    }
-    let strict = cache_on(&server, false).await;
-    let err = strict.client().get_json::<Expected>("j").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
-    let lenient = cache_on(&server, true).await;
-    let got = lenient.client().get_json::<Expected>("j").await.unwrap();
-    assert!(got.is_none());
-    assert_eq!(lenient.stats().fail_open_misses, 1);
-}
-
-/// One read of the market data or LLM caches, reduced to "found a value".
-#[derive(Debug, Clone, Copy)]
-enum Read {
-    Ticker,
-    Tickers,
-    FundingRate,
-    FundingRates,
-    FearGreed,
-    Analysis,
-}
-
-async fn read(cache: &CacheManager, what: Read) -> Result<bool> {
-    let m = cache.market();
-    Ok(match what {
-        Read::Ticker => m.get_ticker("BTCUSDT").await?.is_some(),
-        Read::Tickers => m.get_tickers(&["BTCUSDT"]).await?[0].is_some(),
-        Read::FundingRate => m.get_funding_rate("BTCUSDT").await?.is_some(),
-        Read::FundingRates => m.get_funding_rates(&["BTCUSDT"]).await?[0].is_some(),
-        Read::FearGreed => m.get_fear_greed().await?.is_some(),
-        Read::Analysis => {
-            let llm = cache.llm();
-            let got = llm
-                .get_analysis::<serde_json::Value>("sentiment", HASH)
-                .await;
-            got?.is_some()
-        }
-    })
-}
-
-/// Stores `value` at `key` as another program would.
-fn plant(server: &RedisServer, key: &str, value: &[u8]) {
-    redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .exec(&mut server.raw())
-        .unwrap();
-}
-
-/// Each read is a codec error when fail-open is off, a counted miss when on.
-async fn codec_error_or_counted_miss(server: &RedisServer, reads: &[Read]) {
-    let strict = cache_on(server, false).await;
-    for &what in reads {
-        let err = read(&strict, what)
-            .await
-            .expect_err("a foreign value was read");
-        assert_eq!(err.kind(), ErrorKind::Codec, "{what:?}: {err}");
-    }
-    assert_eq!(strict.stats().codec_errors, reads.len() as u64);
-    let lenient = cache_on(server, true).await;
-    for &what in reads {
-        assert!(
-            !read(&lenient, what).await.unwrap(),
-            "{what:?} found a value"
-        );
-    }
-    let stats = lenient.stats();
-    let n = reads.len() as u64;
-    assert_eq!(
-        (stats.fail_open_misses, stats.misses, stats.hits),
-        (n, n, 0)
-    );
-}
-
-const TICKER_KEY: &str = "iftb:ticker:{BTCUSDT}";
-const FUNDING_KEY: &str = "iftb:funding:{BTCUSDT}";
-const FEAR_GREED_KEY: &str = "iftb:fear_greed";
-
-fn llm_key() -> String {
-    format!("iftb:llm:{{sentiment}}:{HASH}")
-}
-
-#[tokio::test]
-async fn the_python_bots_json_ticker_is_a_codec_error() {
-    let server = RedisServer::start();
-    let json = br#"{"symbol": "BTCUSDT", "bid": 45100.0, "ask": 45110.0, "last": 45105.0}"#;
-    plant(&server, TICKER_KEY, json);
-    codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
-}
-
-#[tokio::test]
-async fn a_truncated_ticker_is_a_codec_error() {
-    let server = RedisServer::start();
-    let record = iftb_cache::codec::encode(&btc_ticker());
-    plant(&server, TICKER_KEY, &record[..record.len() / 2]);
-    codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
-}
-
-#[tokio::test]
-async fn a_funding_rate_at_a_ticker_key_is_a_codec_error() {
-    let server = RedisServer::start();
-    plant(&server, TICKER_KEY, &iftb_cache::codec::encode(&0.0001f64));
-    codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
-}
-
-#[tokio::test]
-async fn a_hash_at_a_ticker_key_is_a_codec_error() {
-    let server = RedisServer::start();
-    redis::cmd("HSET")
-        .arg(TICKER_KEY)
-        .arg("bid")
-        .arg("45100")
-        .exec(&mut server.raw())
-        .unwrap();
-    // MGET answers nil for a key of another type: only the single read sees it.
-    codec_error_or_counted_miss(&server, &[Read::Ticker]).await;
-}
-
-#[tokio::test]
-async fn a_ticker_record_holding_a_nan_price_is_a_codec_error() {
-    let server = RedisServer::start();
-    let bad = Ticker {
-        bid: f64::NAN,
-        ..btc_ticker()
-    };
-    plant(&server, TICKER_KEY, &iftb_cache::codec::encode(&bad));
-    codec_error_or_counted_miss(&server, &[Read::Ticker, Read::Tickers]).await;
-}
-
-#[tokio::test]
-async fn the_python_bots_funding_rate_text_is_a_codec_error() {
-    let server = RedisServer::start();
-    plant(&server, FUNDING_KEY, b"0.0001");
-    codec_error_or_counted_miss(&server, &[Read::FundingRate, Read::FundingRates]).await;
-}
-
-#[tokio::test]
-async fn a_funding_rate_record_holding_nan_is_a_codec_error() {
-    let server = RedisServer::start();
-    plant(&server, FUNDING_KEY, &iftb_cache::codec::encode(&f64::NAN));
-    codec_error_or_counted_miss(&server, &[Read::FundingRate, Read::FundingRates]).await;
-}
-
-#[tokio::test]
-async fn a_fear_greed_record_of_another_format_version_is_a_codec_error() {
-    let server = RedisServer::start();
-    let mut record = iftb_cache::codec::encode(&fear_greed(45, FearGreedClass::Fear)).to_vec();
-    record[3] = iftb_cache::codec::FORMAT_VERSION + 1;
-    plant(&server, FEAR_GREED_KEY, &record);
-    codec_error_or_counted_miss(&server, &[Read::FearGreed]).await;
-}
-
-#[tokio::test]
-async fn a_fear_greed_record_holding_a_value_over_100_is_a_codec_error() {
-    let server = RedisServer::start();
-    let record = iftb_cache::codec::encode(&fear_greed(200, FearGreedClass::ExtremeGreed));
-    plant(&server, FEAR_GREED_KEY, &record);
-    codec_error_or_counted_miss(&server, &[Read::FearGreed]).await;
-}
-
-#[tokio::test]
-async fn the_python_bots_json_analysis_is_a_codec_error() {
-    // The original stored LLM results as bare JSON, with no header.
-    let server = RedisServer::start();
-    plant(
-        &server,
-        &llm_key(),
-        br#"{"sentiment": "bullish", "confidence": 0.8}"#,
-    );
-    codec_error_or_counted_miss(&server, &[Read::Analysis]).await;
-}
-
-#[tokio::test]
-async fn a_compressed_analysis_claiming_a_huge_length_is_a_codec_error() {
-    let server = RedisServer::start();
-    let mut value = b"IF\x06\x01".to_vec(); // Kind::JsonCompressed, version 1
-    value.extend_from_slice(&u32::MAX.to_le_bytes());
-    value.extend_from_slice(&[0x10, b'{', b'}']);
-    plant(&server, &llm_key(), &value);
-    codec_error_or_counted_miss(&server, &[Read::Analysis]).await;
-}
-
-#[tokio::test]
-async fn a_truncated_compressed_analysis_is_a_codec_error() {
-    let server = RedisServer::start();
-    let big = serde_json::json!({ "text": "bullish ".repeat(4_000) });
-    let cache = cache_on(&server, false).await;
-    cache
-        .llm()
-        .set_analysis("sentiment", HASH, &big)
-        .await
-        .unwrap();
-    let stored: Vec<u8> = redis::cmd("GET")
-        .arg(llm_key())
-        .query(&mut server.raw())
-        .unwrap();
-    assert_eq!(stored[2], 6, "stored compressed");
-    plant(&server, &llm_key(), &stored[..stored.len() - 20]);
-    codec_error_or_counted_miss(&server, &[Read::Analysis]).await;
-}
-
-#[tokio::test]
-async fn get_or_compute_recomputes_over_a_foreign_value() {
-    let server = RedisServer::start();
-    let cache = cache_on(&server, false).await;
-    let input = "BTC market analysis";
-    let key = format!(
-        "iftb:llm:{{sentiment}}:{}",
-        iftb_cache::LlmCache::hash_input(input)
-    );
-    plant(&server, &key, b"not even json");
-    let fresh = || async { Ok::<_, std::io::Error>("bullish".to_string()) };
-    let got: String = cache
-        .llm()
-        .get_or_compute("sentiment", input, fresh)
-        .await
-        .unwrap();
-    assert_eq!(got, "bullish");
-    assert_eq!(
-        cache.stats().codec_errors,
-        1,
-        "the foreign value was reported"
-    );
-    let again: Option<String> = cache
-        .llm()
-        .get_analysis("sentiment", &iftb_cache::LlmCache::hash_input(input))
-        .await
-        .unwrap();
-    assert_eq!(again.as_deref(), Some("bullish"), "and replaced");
 }

@@ -6,318 +6,14 @@
 
 mod support;
 
-use iftb_cache::{
-    Bar, BarWriteOptions, CacheConfig, CacheManager, CacheStats, Error, Result, Timeframe,
-};
+use iftb_cache::{Bar, CacheConfig, CacheManager, CacheStats};
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::num::NonZeroUsize;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{bar_at, btc_ticker, minute_bars, sample_fear_greed, RedisServer, HASH};
-
-const SYM: &str = "BTCUSDT";
-const TF: Timeframe = Timeframe::M1;
-/// The response timeout of these tests: short, so that faults are quick to see.
-const RESPONSE: Duration = Duration::from_millis(300);
-/// What a call may take past the response timeout: the backend's own 250 ms
-/// margin, plus slack for a loaded 2-core CI machine.
-const SLACK: Duration = Duration::from_millis(500);
-
-fn config(server: &RedisServer, fail_open: bool) -> CacheConfig {
-    CacheConfig::builder()
-        .redis_url(&server.url())
-        .response_timeout(RESPONSE)
-        .connect_timeout(RESPONSE)
-        .fail_open(fail_open)
-        .build()
-        .expect("config")
-}
-
-async fn connect(server: &RedisServer, fail_open: bool) -> CacheManager {
-    CacheManager::connect(config(server, fail_open))
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}\n{}", server.log()))
-}
-
-/// What a call is, for what fail-open mode does with it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Op {
-    Read,
-    Write,
-    /// A read, then on a miss a computation and a write (`get_or_compute`).
-    Compute,
-    /// Health and clearing: never fail open.
-    Admin,
-}
-
-/// What a call returned, reduced to what the fault tests check.
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    Hit,
-    Miss,
-    Done,
-}
-
-fn done<T>(_: T) -> Outcome {
-    Outcome::Done
-}
-
-fn found<T>(value: Option<T>) -> Outcome {
-    if value.is_some() {
-        Outcome::Hit
-    } else {
-        Outcome::Miss
-    }
-}
-
-fn any_found<T>(values: Vec<Option<T>>) -> Outcome {
-    found(values.into_iter().flatten().next())
-}
-
-type CallFuture = Pin<Box<dyn Future<Output = Result<Outcome>> + Send>>;
-type CallFn = fn(CacheManager) -> CallFuture;
-
-/// Every public call that reaches the backend, each with what it is.
-fn every_call() -> Vec<(&'static str, Op, CallFn)> {
-    use Op::*;
-    vec![
-        ("ohlcv.set_bars", Write, |c| {
-            Box::pin(async move {
-                c.ohlcv()
-                    .set_bars(SYM, TF, &minute_bars(3, 1.0))
-                    .await
-                    .map(done)
-            })
-        }),
-        ("ohlcv.set_bars_with_ttl", Write, |c| {
-            Box::pin(async move {
-                let ttl = Duration::from_secs(60);
-                let o = c.ohlcv();
-                o.set_bars_with_ttl(SYM, TF, &minute_bars(3, 1.0), ttl)
-                    .await
-                    .map(done)
-            })
-        }),
-        ("ohlcv.set_bars_with", Write, |c| {
-            Box::pin(async move {
-                let opts = BarWriteOptions::new().max_bars(NonZeroUsize::new(2).unwrap());
-                let o = c.ohlcv();
-                o.set_bars_with(SYM, TF, &minute_bars(3, 1.0), opts)
-                    .await
-                    .map(done)
-            })
-        }),
-        ("ohlcv.invalidate", Write, |c| {
-            Box::pin(async move { c.ohlcv().invalidate("ETHUSDT", TF).await.map(done) })
-        }),
-        ("ohlcv.get_bars", Read, |c| {
-            Box::pin(async move { c.ohlcv().get_bars(SYM, TF, 10).await.map(found) })
-        }),
-        ("ohlcv.get_bars_archived", Read, |c| {
-            Box::pin(async move { c.ohlcv().get_bars_archived(SYM, TF, 10).await.map(found) })
-        }),
-        ("ohlcv.get_range", Read, |c| {
-            Box::pin(async move { c.ohlcv().get_range(SYM, TF, 0, i64::MAX).await.map(found) })
-        }),
-        ("ohlcv.get_latest_bar", Read, |c| {
-            Box::pin(async move { c.ohlcv().get_latest_bar(SYM, TF).await.map(found) })
-        }),
-        ("ohlcv.get_latest_bars", Read, |c| {
-            Box::pin(async move {
-                let series = [(SYM, TF), ("ETHUSDT", TF)];
-                c.ohlcv().get_latest_bars(&series).await.map(any_found)
-            })
-        }),
-        ("client.set", Write, |c| {
-            Box::pin(async move { c.client().set("k", "v", None).await.map(done) })
-        }),
-        ("client.set_bytes", Write, |c| {
-            Box::pin(async move {
-                let value = bytes::Bytes::from_static(b"\x00\x01");
-                c.client().set_bytes("b", value, None).await.map(done)
-            })
-        }),
-        ("client.set_json", Write, |c| {
-            Box::pin(async move {
-                let doc = serde_json::json!({"a": 1});
-                c.client().set_json("j", &doc, None).await.map(done)
-            })
-        }),
-        ("client.delete", Write, |c| {
-            Box::pin(async move { c.client().delete("gone").await.map(done) })
-        }),
-        ("client.get", Read, |c| {
-            Box::pin(async move { c.client().get("k").await.map(found) })
-        }),
-        ("client.get_bytes", Read, |c| {
-            Box::pin(async move { c.client().get_bytes("b").await.map(found) })
-        }),
-        ("client.get_json", Read, |c| {
-            Box::pin(async move {
-                let v: Option<serde_json::Value> = c.client().get_json("j").await?;
-                Ok(found(v))
-            })
-        }),
-        ("client.mget", Read, |c| {
-            Box::pin(async move { c.client().mget(&["k", "b"]).await.map(any_found) })
-        }),
-        ("client.exists", Read, |c| {
-            Box::pin(async move {
-                let hit = c.client().exists("k").await?;
-                Ok(if hit { Outcome::Hit } else { Outcome::Miss })
-            })
-        }),
-        ("market.set_ticker", Write, |c| {
-            Box::pin(async move { c.market().set_ticker(SYM, &btc_ticker()).await.map(done) })
-        }),
-        ("market.set_tickers", Write, |c| {
-            Box::pin(async move { c.market().set_tickers(&[btc_ticker()]).await.map(done) })
-        }),
-        ("market.set_funding_rate", Write, |c| {
-            Box::pin(async move { c.market().set_funding_rate(SYM, 0.0001).await.map(done) })
-        }),
-        ("market.set_funding_rates", Write, |c| {
-            Box::pin(async move {
-                let rates = [(SYM, 0.0001), ("ETHUSDT", -0.0002)];
-                c.market().set_funding_rates(&rates).await.map(done)
-            })
-        }),
-        ("market.set_fear_greed", Write, |c| {
-            Box::pin(async move {
-                c.market()
-                    .set_fear_greed(&sample_fear_greed())
-                    .await
-                    .map(done)
-            })
-        }),
-        ("market.get_ticker", Read, |c| {
-            Box::pin(async move { c.market().get_ticker(SYM).await.map(found) })
-        }),
-        ("market.get_tickers", Read, |c| {
-            Box::pin(async move {
-                c.market()
-                    .get_tickers(&[SYM, "ETHUSDT"])
-                    .await
-                    .map(any_found)
-            })
-        }),
-        ("market.get_funding_rate", Read, |c| {
-            Box::pin(async move { c.market().get_funding_rate(SYM).await.map(found) })
-        }),
-        ("market.get_funding_rates", Read, |c| {
-            Box::pin(async move { c.market().get_funding_rates(&[SYM]).await.map(any_found) })
-        }),
-        ("market.get_fear_greed", Read, |c| {
-            Box::pin(async move { c.market().get_fear_greed().await.map(found) })
-        }),
-        ("llm.set_analysis", Write, |c| {
-            Box::pin(async move {
-                let doc = serde_json::json!({"sentiment": "bullish"});
-                c.llm()
-                    .set_analysis("sentiment", HASH, &doc)
-                    .await
-                    .map(done)
-            })
-        }),
-        ("llm.get_analysis", Read, |c| {
-            Box::pin(async move {
-                let llm = c.llm();
-                let got = llm
-                    .get_analysis::<serde_json::Value>("sentiment", HASH)
-                    .await;
-                got.map(found)
-            })
-        }),
-        ("llm.get_or_compute", Compute, |c| {
-            Box::pin(async move {
-                let ask = || async { Ok::<_, std::io::Error>("bullish".to_string()) };
-                let llm = c.llm();
-                llm.get_or_compute("sentiment", "faults", ask)
-                    .await
-                    .map(done)
-            })
-        }),
-        ("manager.clear_all", Admin, |c| {
-            Box::pin(async move { c.clear_all().await.map(done) })
-        }),
-        ("manager.flush_db", Admin, |c| {
-            Box::pin(async move { c.flush_db().await.map(done) })
-        }),
-    ]
-}
-
-/// One call's name, kind, result and duration.
-struct Ran {
-    name: &'static str,
-    op: Op,
-    result: Result<Outcome>,
-    took: Duration,
-}
-
-/// Runs every call at once, each in its own task, and times each.
-async fn run_every_call(cache: &CacheManager) -> Vec<Ran> {
-    let tasks: Vec<_> = every_call()
-        .into_iter()
-        .map(|(name, op, call)| {
-            let fut = call(cache.clone());
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let result = fut.await;
-                Ran {
-                    name,
-                    op,
-                    result,
-                    took: started.elapsed(),
-                }
-            })
-        })
-        .collect();
-    let mut ran = Vec::new();
-    for task in tasks {
-        ran.push(task.await.expect("a call panicked"));
-    }
-    ran
-}
-
-/// Writes what the reads of `every_call` find.
-async fn seed(cache: &CacheManager) {
-    for (name, op, call) in every_call() {
-        if op == Op::Write {
-            call(cache.clone())
-                .await
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
-    }
-    cache
-        .ohlcv()
-        .set_bars(SYM, TF, &minute_bars(3, 1.0))
-        .await
-        .unwrap();
-}
-
-fn assert_bounded(ran: &Ran, server: &RedisServer) {
-    assert!(
-        ran.took <= RESPONSE + SLACK,
-        "{} took {:?}, over {RESPONSE:?} + {SLACK:?}\n{}",
-        ran.name,
-        ran.took,
-        server.log()
-    );
-}
-
-fn assert_unavailable(ran: &Ran, server: &RedisServer) {
-    match &ran.result {
-        Err(e) if e.is_unavailable() => {}
-        other => panic!(
-            "{}: expected a connection or timeout error, got {other:?}\n{}",
-            ran.name,
-            server.log()
-        ),
-    }
-    assert_bounded(ran, server);
-}
+use support::{
+    assert_failed_open, assert_unavailable, bar_at, connect_bounded, every_call, minute_bars,
+    run_every_call, seed, Op, RedisServer, RESPONSE, SLACK, SYM, TF,
+};
 
 async fn timed_health(cache: &CacheManager) -> (bool, Duration) {
     let started = Instant::now();
@@ -327,7 +23,7 @@ async fn timed_health(cache: &CacheManager) -> (bool, Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_fails_fast_with_a_connection_error_when_redis_is_killed() {
     let mut server = RedisServer::start();
-    let cache = connect(&server, false).await;
+    let cache = connect_bounded(&server, false).await;
     seed(&cache).await;
     server.kill();
     // The first round meets the dropped connection, the second the manager's
@@ -350,7 +46,7 @@ async fn every_call_fails_fast_with_a_connection_error_when_redis_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_times_out_when_redis_is_frozen_and_serves_again_after() {
     let server = RedisServer::start();
-    let cache = connect(&server, false).await;
+    let cache = connect_bounded(&server, false).await;
     seed(&cache).await;
     server.freeze();
     let ran = run_every_call(&cache).await;
@@ -387,7 +83,7 @@ async fn time_to_healthy(cache: &CacheManager, within: Duration) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_manager_serves_again_after_redis_restarts() {
     let mut server = RedisServer::start();
-    let cache = connect(&server, false).await;
+    let cache = connect_bounded(&server, false).await;
     seed(&cache).await;
 
     // Down for a while with calls failing, then back: the very first call
@@ -512,7 +208,7 @@ async fn a_batch_cut_by_a_crash_is_applied_chunk_whole_or_reported_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_cut_by_a_freeze_times_out_and_lands_chunk_whole() {
     let server = RedisServer::start();
-    let cache = connect(&server, false).await;
+    let cache = connect_bounded(&server, false).await;
     let n = 10 * 2_000;
     let (old, new) = (minute_bars(n, 100.0), minute_bars(n, 5_000.0));
     cache.ohlcv().set_bars(SYM, TF, &old).await.unwrap();
@@ -550,8 +246,8 @@ async fn while_redis_loads_after_a_restart_calls_are_unavailable_or_fail_open() 
         "1024",
     ];
     let mut server = RedisServer::start_with(&args);
-    let strict = connect(&server, false).await;
-    let lenient = connect(&server, true).await;
+    let strict = connect_bounded(&server, false).await;
+    let lenient = connect_bounded(&server, true).await;
     seed(&strict).await;
     let mut raw = server.raw();
     let fill = "for i = 1, 5000 do redis.call('SET', 'filler:' .. i, 'x') end";
@@ -595,7 +291,7 @@ fn expected_bar(symbol_index: usize, ts: i64) -> Bar {
 async fn evicting_under_maxmemory_returns_correct_bars_or_misses() {
     let args = ["--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru"];
     let server = RedisServer::start_with(&args);
-    let cache = connect(&server, false).await;
+    let cache = connect_bounded(&server, false).await;
     const SYMBOLS: usize = 60;
     let symbol = |i: usize| format!("EV{i}");
     let writers = (0..2).map(|w| {
@@ -769,7 +465,7 @@ async fn sixty_four_tasks_on_one_series(cache: CacheManager) -> CacheStats {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_on_one_series_read_only_written_bars_on_redis() {
     let server = RedisServer::start();
-    let stats = sixty_four_tasks_on_one_series(connect(&server, false).await).await;
+    let stats = sixty_four_tasks_on_one_series(connect_bounded(&server, false).await).await;
     assert_eq!(stats.errors, 0, "{stats:?}\n{}", server.log());
 }
 
@@ -780,108 +476,4 @@ async fn sixty_four_tasks_on_one_series_read_only_written_bars_embedded() {
         .unwrap();
     let stats = sixty_four_tasks_on_one_series(cache).await;
     assert_eq!(stats.errors, 0, "{stats:?}");
-}
-
-/// What fail-open mode must do with each call while Redis is unavailable.
-fn assert_failed_open(ran: &[Ran], server: &RedisServer) {
-    for r in ran {
-        match (r.op, &r.result) {
-            (Op::Read, Ok(Outcome::Miss)) | (Op::Write | Op::Compute, Ok(Outcome::Done)) => {}
-            (Op::Admin, Err(e)) if e.is_unavailable() => {}
-            (op, result) => panic!("{} ({op:?}) in fail-open mode gave {result:?}", r.name),
-        }
-        if r.op == Op::Compute {
-            // Its read and its write each wait out the timeout when frozen.
-            let bound = 2 * (RESPONSE + Duration::from_millis(250)) + SLACK;
-            assert!(r.took <= bound, "{} took {:?}", r.name, r.took);
-        } else {
-            assert_bounded(r, server);
-        }
-    }
-}
-
-fn count(ran: &[Ran], op: Op) -> u64 {
-    ran.iter().filter(|r| r.op == op).count() as u64
-}
-
-/// Checks the fail-open counters grew by what `ran` should have added: one
-/// miss per read, one dropped write per write, and for a computation one
-/// dropped write and one or two misses (it reads again inside its flight).
-/// Returns how many calls failed open, each of which emitted one event.
-fn assert_fail_open_counted(ran: &[Ran], before: CacheStats, after: CacheStats) -> u64 {
-    let (reads, writes) = (count(ran, Op::Read), count(ran, Op::Write));
-    let computes = count(ran, Op::Compute);
-    let misses = after.fail_open_misses - before.fail_open_misses;
-    let least = reads + computes;
-    assert!((least..=least + computes).contains(&misses), "{after:?}");
-    let drops = after.fail_open_dropped_writes - before.fail_open_dropped_writes;
-    assert_eq!(drops, writes + computes, "{after:?}");
-    misses + drops
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn fail_open_reads_miss_and_writes_drop_while_redis_is_down() {
-    let events = support::capture_events();
-    let mut server = RedisServer::start();
-    let cache = connect(&server, true).await;
-    assert!(cache.config().fail_open());
-    seed(&cache).await;
-    let before = cache.stats();
-    server.kill();
-    let ran = run_every_call(&cache).await;
-    assert_failed_open(&ran, &server);
-    let stats = cache.stats();
-    let failed_open = assert_fail_open_counted(&ran, before, stats);
-    assert!(
-        stats.misses > before.misses,
-        "fail-open misses count as misses"
-    );
-    assert_eq!(events.count("cache_fail_open") as u64, failed_open);
-    assert!(events.text().contains("outcome=\"write_dropped\""));
-    assert!(!cache.health_check().await);
-
-    // Back up: the same manager writes and reads for real again.
-    server.restart();
-    let bars = minute_bars(3, 7.0);
-    cache.ohlcv().set_bars(SYM, TF, &bars).await.unwrap();
-    let newest = cache.ohlcv().get_bars(SYM, TF, 3).await.unwrap();
-    assert_eq!(newest.unwrap()[0], bars[2]);
-    assert_eq!(cache.stats().fail_open_misses, stats.fail_open_misses);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_open_reads_miss_and_writes_drop_while_redis_is_frozen() {
-    let server = RedisServer::start();
-    let cache = connect(&server, true).await;
-    seed(&cache).await;
-    server.freeze();
-    let ran = run_every_call(&cache).await;
-    server.thaw();
-    assert_failed_open(&ran, &server);
-    assert_fail_open_counted(&ran, CacheStats::default(), cache.stats());
-}
-
-#[tokio::test]
-async fn fail_open_is_off_by_default_and_errors_come_back() {
-    assert!(!CacheConfig::embedded().fail_open());
-    let mut server = RedisServer::start();
-    let cache = CacheManager::connect(
-        CacheConfig::builder()
-            .redis_url(&server.url())
-            .response_timeout(RESPONSE)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    server.kill();
-    let err: Error = cache.ohlcv().get_bars(SYM, TF, 1).await.unwrap_err();
-    assert!(err.is_unavailable(), "{err}");
-    let err = cache.client().set("k", "v", None).await.unwrap_err();
-    assert!(err.is_unavailable(), "{err}");
-    let stats = cache.stats();
-    assert_eq!(
-        (stats.fail_open_misses, stats.fail_open_dropped_writes),
-        (0, 0)
-    );
 }

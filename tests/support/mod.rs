@@ -3,11 +3,15 @@
 #![allow(dead_code, unused_imports)]
 
 mod backends;
+mod bounded;
+mod calls;
 mod events;
 mod fixtures;
 mod server;
 
 pub use backends::{connect, embedded, with_redis, TestCache};
+pub use bounded::*;
+pub use calls::*;
 pub use events::{capture_events, Events};
 pub use fixtures::*;
 pub use server::RedisServer;

@@ -171,7 +171,7 @@ impl RedisServer {
     }
 
     /// `SET key value`, as another program would write it.
-    pub fn raw_set(&self, key: &str, value: impl redis::ToRedisArgs) {
+    pub fn raw_set(&self, key: &str, value: &[u8]) {
         redis::cmd("SET")
             .arg(key)
             .arg(value)

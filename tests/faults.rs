@@ -10,6 +10,7 @@ use iftb_cache::{Bar, CacheConfig, CacheManager, CacheStats};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::series::bar_bits;
 use support::{
     assert_failed_open, assert_unavailable, bar_at, connect_bounded, every_call, minute_bars,
     run_every_call, seed, Op, RedisServer, RESPONSE, SLACK, SYM, TF,
@@ -386,29 +387,20 @@ async fn evicting_under_maxmemory_returns_correct_bars_or_misses() {
 #[derive(Default)]
 struct Written(Mutex<HashMap<i64, HashSet<[u64; 6]>>>);
 
-fn bits(b: &Bar) -> [u64; 6] {
-    [
-        b.timestamp as u64,
-        b.open.to_bits(),
-        b.high.to_bits(),
-        b.low.to_bits(),
-        b.close.to_bits(),
-        b.volume.to_bits(),
-    ]
-}
-
 impl Written {
     fn register(&self, bars: &[Bar]) {
         let mut map = self.0.lock().unwrap();
         for b in bars {
-            map.entry(b.timestamp).or_default().insert(bits(b));
+            map.entry(b.timestamp).or_default().insert(bar_bits(b));
         }
     }
 
     fn check(&self, bars: &[Bar]) {
         let map = self.0.lock().unwrap();
         for b in bars {
-            let known = map.get(&b.timestamp).is_some_and(|s| s.contains(&bits(b)));
+            let known = map
+                .get(&b.timestamp)
+                .is_some_and(|s| s.contains(&bar_bits(b)));
             assert!(known, "read a bar never written for its timestamp: {b:?}");
         }
     }

@@ -1,13 +1,14 @@
-//! Random sequences of OHLCV operations, checked step by step against a plain
-//! in-test model, on both backends.
+//! Random sequences of OHLCV operations, checked step by step against the
+//! reference model of a series the fuzz target uses too, on both backends.
 
 mod support;
 
 use iftb_cache::{Bar, BarWriteOptions, CacheManager, Timeframe};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use support::series::Series;
 
 const SYMBOLS: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
 const TIMEFRAMES: [Timeframe; 2] = [Timeframe::M1, Timeframe::H1];
@@ -70,48 +71,30 @@ fn name(series: usize) -> (&'static str, Timeframe) {
     (SYMBOLS[series % 2], TIMEFRAMES[series / 2])
 }
 
-/// The reference: each series a map from open time to bar.
+/// The reference: each series the shared model of one series.
 #[derive(Default)]
-struct Model(HashMap<usize, BTreeMap<i64, Bar>>);
+struct Model(HashMap<usize, Series>);
 
 impl Model {
     fn set(&mut self, series: usize, bars: &[Bar], cap: Option<usize>) {
         if bars.is_empty() {
             return;
         }
-        let s = self.0.entry(series).or_default();
-        for b in bars {
-            s.insert(b.timestamp, *b);
-        }
-        while cap.is_some_and(|c| s.len() > c) {
-            s.pop_first();
-        }
+        self.0.entry(series).or_default().upsert(bars, cap);
     }
 
     fn newest(&self, series: usize, limit: usize) -> Option<Vec<Bar>> {
-        let bars: Vec<Bar> = self
-            .0
-            .get(&series)?
-            .values()
-            .rev()
-            .take(limit)
-            .copied()
-            .collect();
+        let bars = self.0.get(&series)?.newest(limit);
         (!bars.is_empty()).then_some(bars)
     }
 
     fn range(&self, series: usize, from: i64, to: i64) -> Option<Vec<Bar>> {
-        let bars: Vec<Bar> = self
-            .0
-            .get(&series)?
-            .range(from..=to)
-            .map(|(_, b)| *b)
-            .collect();
+        let bars = self.0.get(&series)?.range(from, to);
         (!bars.is_empty()).then_some(bars)
     }
 
     fn latest(&self, series: usize) -> Option<Bar> {
-        self.newest(series, 1).map(|v| v[0])
+        self.0.get(&series)?.latest()
     }
 }
 
@@ -157,7 +140,7 @@ async fn check(cache: &CacheManager, ops: Vec<Op>) -> Result<(), TestCaseError> 
             Op::Invalidate { series } => {
                 let (sym, tf) = name(series);
                 let existed = o.invalidate(sym, tf).await.unwrap();
-                let had = model.0.remove(&series).is_some_and(|s| !s.is_empty());
+                let had = model.0.remove(&series).is_some_and(|s| !s.0.is_empty());
                 prop_assert_eq!(existed, had, "step {}", step);
             }
         }

@@ -9,23 +9,14 @@
 mod market;
 mod model;
 mod ops;
+mod series;
 
 pub use ops::check_cache_ops;
 
 use iftb_cache::codec;
 use iftb_cache::{Bar, FearGreed, Ticker};
 
-/// Every field of a bar, as bits: NaN and -0.0 compare exactly.
-pub(crate) fn bar_bits(b: &Bar) -> [u64; 6] {
-    [
-        b.timestamp as u64,
-        b.open.to_bits(),
-        b.high.to_bits(),
-        b.low.to_bits(),
-        b.close.to_bits(),
-        b.volume.to_bits(),
-    ]
-}
+pub(crate) use series::bar_bits;
 
 pub(crate) fn ticker_bits(t: &Ticker) -> (String, [u64; 8]) {
     let f = [

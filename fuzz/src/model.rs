@@ -1,8 +1,9 @@
 //! The reference model of `cache_ops`, the input reader and what a step returns.
 
 use super::bar_bits;
+use super::series::Series;
 use iftb_cache::{Bar, ErrorKind, FearGreed, Ticker, Timeframe};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Reads fuzz input as a stream of small choices; past its end, zeros.
 pub(crate) struct Input<'a> {
@@ -83,7 +84,7 @@ pub(crate) fn valid_bar(b: &Bar) -> bool {
 #[derive(Default)]
 pub(crate) struct Model {
     pub(crate) now: u64,
-    pub(crate) series: HashMap<(usize, usize), (BTreeMap<i64, Bar>, u64)>,
+    pub(crate) series: HashMap<(usize, usize), (Series, u64)>,
     pub(crate) kv: HashMap<usize, (Vec<u8>, Option<u64>)>,
     pub(crate) tickers: HashMap<usize, (Ticker, u64)>,
     pub(crate) rates: HashMap<usize, (f64, u64)>,
@@ -99,7 +100,7 @@ pub(crate) fn live<V>(entry: Option<&(V, u64)>, now: u64) -> Option<&V> {
 }
 
 impl Model {
-    pub(crate) fn live_series(&self, key: (usize, usize)) -> Option<&BTreeMap<i64, Bar>> {
+    pub(crate) fn live_series(&self, key: (usize, usize)) -> Option<&Series> {
         self.series
             .get(&key)
             .filter(|(_, expires)| *expires > self.now)

@@ -66,11 +66,8 @@ pub(crate) async fn step_once(
             if !valid_symbol(sym) || limit == 0 {
                 return (got, Outcome::Invalid);
             }
-            let newest = model
-                .live_series((si, ti))
-                .into_iter()
-                .flat_map(|s| s.values().rev());
-            let newest: Vec<Bar> = newest.take(limit).copied().collect();
+            let newest = model.live_series((si, ti)).map(|s| s.newest(limit));
+            let newest = newest.unwrap_or_default();
             (got, Outcome::Bars(model.bars_read(newest)))
         }
         4 => {
@@ -80,11 +77,8 @@ pub(crate) async fn step_once(
             if !valid_symbol(sym) || from > to {
                 return (got, Outcome::Invalid);
             }
-            let window = model
-                .live_series((si, ti))
-                .into_iter()
-                .flat_map(|s| s.range(from..=to));
-            let window: Vec<Bar> = window.map(|(_, b)| *b).collect();
+            let window = model.live_series((si, ti)).map(|s| s.range(from, to));
+            let window = window.unwrap_or_default();
             (got, Outcome::Bars(model.bars_read(window)))
         }
         5 => {
@@ -94,10 +88,8 @@ pub(crate) async fn step_once(
             if !valid_symbol(sym) {
                 return (got, Outcome::Invalid);
             }
-            let latest = model
-                .live_series((si, ti))
-                .and_then(|s| s.values().next_back());
-            let latest: Vec<Bar> = latest.copied().into_iter().collect();
+            let latest = model.live_series((si, ti)).and_then(|s| s.latest());
+            let latest: Vec<Bar> = latest.into_iter().collect();
             (got, Outcome::Bars(model.bars_read(latest)))
         }
         6 => {
@@ -117,8 +109,8 @@ pub(crate) async fn step_once(
             }
             let mut want = Vec::new();
             for key in keys {
-                let latest = model.live_series(key).and_then(|s| s.values().next_back());
-                let latest = latest.map(bar_bits);
+                let latest = model.live_series(key).and_then(|s| s.latest());
+                let latest = latest.as_ref().map(bar_bits);
                 model.read(latest.is_some());
                 want.push(latest);
             }
@@ -245,12 +237,7 @@ async fn set_bars(
         return (got, Outcome::Done);
     }
     let mut series = model.live_series(key).cloned().unwrap_or_default();
-    for bar in bars {
-        series.insert(bar.timestamp, bar);
-    }
-    while cap.is_some_and(|cap| series.len() > cap) {
-        series.pop_first();
-    }
+    series.upsert(&bars, cap);
     model.series.insert(key, (series, model.now + ttl_ms));
     (got, Outcome::Done)
 }

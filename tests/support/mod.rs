@@ -9,6 +9,10 @@ mod events;
 mod fixtures;
 mod server;
 
+/// The reference model of a series, the fuzz crate's own.
+#[path = "../../fuzz/src/series.rs"]
+pub mod series;
+
 pub use backends::{connect, embedded, with_redis, TestCache};
 pub use bounded::*;
 pub use calls::*;

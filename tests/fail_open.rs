@@ -290,11 +290,7 @@ async fn the_python_bots_json_string_at_a_series_key_is_a_codec_error() {
     // is a value of another type (WRONGTYPE), foreign all the same.
     let server = RedisServer::start();
     let json = r#"{"timestamp": 1705478400000, "close": 45200.0}"#;
-    redis::cmd("SET")
-        .arg(SERIES_KEY)
-        .arg(json)
-        .exec(&mut server.raw())
-        .unwrap();
+    server.raw_set(SERIES_KEY, json.as_bytes());
     every_series_read_is_codec_error_or_counted_miss(&server).await;
 }
 
@@ -355,11 +351,7 @@ async fn garbage_bytes_are_a_codec_error() {
 #[tokio::test]
 async fn a_client_value_that_is_not_utf8_is_a_codec_error_or_a_counted_miss() {
     let server = RedisServer::start();
-    redis::cmd("SET")
-        .arg("iftb:kv:k")
-        .arg(&[0xC3u8, 0x28][..])
-        .exec(&mut server.raw())
-        .unwrap();
+    server.raw_set("iftb:kv:k", &[0xC3u8, 0x28][..]);
     let strict = cache_on(&server, false).await;
     let err = strict.client().get("k").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
@@ -381,11 +373,7 @@ async fn a_client_value_that_is_not_utf8_is_a_codec_error_or_a_counted_miss() {
 #[tokio::test]
 async fn a_client_value_that_is_not_the_expected_json_is_a_codec_error_or_a_counted_miss() {
     let server = RedisServer::start();
-    redis::cmd("SET")
-        .arg("iftb:kv:j")
-        .arg(r#"{"close": "not a number"}"#)
-        .exec(&mut server.raw())
-        .unwrap();
+    server.raw_set("iftb:kv:j", r#"{"close": "not a number"}"#.as_bytes());
     #[derive(serde::Deserialize, Debug)]
     #[allow(dead_code)]
     struct Expected {

@@ -404,10 +404,7 @@ async fn redis_analysis_ttls() {
     let l = t.cache.llm();
     let h = LlmCache::hash_input("in");
     l.set_analysis("sentiment", &h, &json!(1)).await.unwrap();
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(format!("iftb:llm:{{sentiment}}:{h}"))
-        .query(&mut server.raw())
-        .unwrap();
+    let pttl = server.pttl(&format!("iftb:llm:{{sentiment}}:{h}"));
     assert!(
         (299_000..=300_000).contains(&pttl),
         "{pttl}\n{}",
@@ -425,18 +422,6 @@ async fn redis_analysis_ttls() {
     assert_eq!(l.get_analysis::<Value>("summary", &h).await.unwrap(), None);
 }
 
-fn raw_get(server: &support::RedisServer, key: &str) -> Vec<u8> {
-    redis::cmd("GET").arg(key).query(&mut server.raw()).unwrap()
-}
-
-fn raw_set(server: &support::RedisServer, key: &str, value: &[u8]) {
-    redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .exec(&mut server.raw())
-        .unwrap();
-}
-
 /// What is stored in Redis: small results as plain JSON behind the header,
 /// a 100 KB one compressed to well under its JSON size.
 #[tokio::test]
@@ -448,10 +433,10 @@ async fn redis_stores_large_results_compressed_and_small_ones_plain() {
     let h = LlmCache::hash_input("in");
     l.set_analysis("small", &h, &small).await.unwrap();
     l.set_analysis("big", &h, &big).await.unwrap();
-    let stored = raw_get(server, &format!("iftb:llm:{{small}}:{h}"));
+    let stored = server.raw_get(&format!("iftb:llm:{{small}}:{h}"));
     assert_eq!(&stored[..4], b"IF\x05\x01", "kind 5: JSON");
     assert_eq!(&stored[4..], serde_json::to_vec(&small).unwrap());
-    let stored = raw_get(server, &format!("iftb:llm:{{big}}:{h}"));
+    let stored = server.raw_get(&format!("iftb:llm:{{big}}:{h}"));
     let json_len = serde_json::to_vec(&big).unwrap().len();
     assert_eq!(&stored[..4], b"IF\x06\x01", "kind 6: compressed JSON");
     assert!(
@@ -474,10 +459,10 @@ async fn redis_corrupt_compressed_value_is_a_codec_error() {
     l.set_analysis("report", &h, &large_analysis())
         .await
         .unwrap();
-    let mut stored = raw_get(server, &key);
+    let mut stored = server.raw_get(&key);
     let tail = stored.len() - 200;
     stored.truncate(tail);
-    raw_set(server, &key, &stored);
+    server.raw_set(&key, &stored);
     let err = l.get_analysis::<Value>("report", &h).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Codec);
     assert!(err.to_string().contains("compressed LLM result"), "{err}");
@@ -495,17 +480,16 @@ async fn redis_corrupt_compressed_value_is_a_codec_error() {
     );
 }
 
-/// Two bots (two managers) on one Redis: with the lock, the second waits for
-/// the first's result instead of paying for the same call.
-#[tokio::test]
-async fn redis_lock_makes_another_process_wait_for_the_result() {
-    let t = support::with_redis().await;
-    let other_bot = support::connect(t.server.as_ref().unwrap(), |b| b).await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let opts = ComputeOptions::new().lock(Duration::from_secs(10));
-    let cache = t.cache.clone();
-    let f = llm(&calls, Duration::from_millis(300), json!("first bot's"));
-    let first = tokio::spawn(async move {
+/// Spawns a `get_or_compute_with` of ("sentiment", "in") computing with `f`,
+/// and returns once `f` has been called.
+async fn flight_started(
+    cache: &CacheManager,
+    calls: &Arc<AtomicUsize>,
+    opts: ComputeOptions,
+    f: impl FnOnce() -> Fut + Send + 'static,
+) -> tokio::task::JoinHandle<iftb_cache::Result<Value>> {
+    let cache = cache.clone();
+    let flight = tokio::spawn(async move {
         cache
             .llm()
             .get_or_compute_with::<Value, _, _, _>("sentiment", "in", opts, f)
@@ -514,6 +498,19 @@ async fn redis_lock_makes_another_process_wait_for_the_result() {
     while calls.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    flight
+}
+
+/// Two bots (two managers) on one Redis: with the lock, the second waits for
+/// the first's result instead of paying for the same call.
+#[tokio::test]
+async fn redis_lock_makes_another_process_wait_for_the_result() {
+    let t = support::with_redis().await;
+    let other_bot = support::connect(t.server.as_ref().unwrap(), |b| b).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let opts = ComputeOptions::new().lock(Duration::from_secs(10));
+    let f = llm(&calls, Duration::from_millis(300), json!("first bot's"));
+    let first = flight_started(&t.cache, &calls, opts, f).await;
     let f = llm(&calls, Duration::ZERO, json!("second bot's"));
     let second: Value = other_bot
         .llm()
@@ -535,17 +532,8 @@ async fn redis_lock_makes_another_process_wait_for_the_result() {
 async fn holder_dies_and_the_waiter_computes_after_the_lease(t: &TestCache, lease: Duration) {
     let calls = Arc::new(AtomicUsize::new(0));
     let opts = ComputeOptions::new().lock(lease);
-    let cache = t.cache.clone();
     let stuck = llm(&calls, Duration::from_secs(3_600), json!("never"));
-    let holder = tokio::spawn(async move {
-        cache
-            .llm()
-            .get_or_compute_with::<Value, _, _, _>("sentiment", "in", opts, stuck)
-            .await
-    });
-    while calls.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let holder = flight_started(&t.cache, &calls, opts, stuck).await;
     let started = tokio::time::Instant::now();
     holder.abort();
     let f = llm(&calls, Duration::ZERO, json!("waiter's"));
@@ -584,21 +572,12 @@ async fn redis_release_leaves_another_holders_lock() {
     let server = t.server.as_ref().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let opts = ComputeOptions::new().lock(Duration::from_secs(10));
-    let cache = t.cache.clone();
     let f = llm(&calls, Duration::from_millis(200), json!("mine"));
-    let call = tokio::spawn(async move {
-        cache
-            .llm()
-            .get_or_compute_with::<Value, _, _, _>("sentiment", "in", opts, f)
-            .await
-    });
-    while calls.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let call = flight_started(&t.cache, &calls, opts, f).await;
     let lock = format!("iftb:llm:{{sentiment}}:{}:lock", LlmCache::hash_input("in"));
-    let ours = raw_get(server, &lock);
+    let ours = server.raw_get(&lock);
     assert!(!ours.is_empty(), "no lock at {lock}\n{}", server.log());
-    raw_set(server, &lock, b"another bot's token");
+    server.raw_set(&lock, b"another bot's token");
     assert_eq!(call.await.unwrap().unwrap(), json!("mine"));
-    assert_eq!(raw_get(server, &lock), b"another bot's token");
+    assert_eq!(server.raw_get(&lock), b"another bot's token");
 }

@@ -8,7 +8,7 @@ use iftb_cache::{
     MAX_SYMBOLS_PER_CALL,
 };
 use std::time::Duration;
-use support::{fear_greed, ticker, RedisServer, TestCache};
+use support::{fear_greed, ticker, TestCache};
 
 on_both_backends!(
     ticker_round_trips_and_a_miss_is_none,
@@ -260,13 +260,6 @@ async fn embedded_ttl_overrides() {
     assert!(got[0].is_none() && got[1].is_some(), "{got:?}");
 }
 
-fn pttl(server: &RedisServer, key: &str) -> i64 {
-    redis::cmd("PTTL")
-        .arg(key)
-        .query(&mut server.raw())
-        .unwrap()
-}
-
 /// On Redis: the defaults as Redis reports them (PTTL), and a short real TTL.
 #[tokio::test]
 async fn redis_ttls_default_and_short() {
@@ -284,7 +277,7 @@ async fn redis_ttls_default_and_short() {
         ("iftb:fear_greed", 300_000),
     ];
     for (key, ms) in want {
-        let left = pttl(server, key);
+        let left = server.pttl(key);
         assert!(
             (ms - 1_000..=ms).contains(&left),
             "{key}: {left}\n{}",

@@ -458,10 +458,7 @@ async fn redis_series_expires_ttl_after_last_write() {
     o.set_bars("BTCUSDT", Timeframe::H1, &bars(0..3))
         .await
         .unwrap();
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg("iftb:ohlcv:{BTCUSDT:1h}")
-        .query(&mut server.raw())
-        .unwrap();
+    let pttl = server.pttl("iftb:ohlcv:{BTCUSDT:1h}");
     assert!(
         (299_000..=300_000).contains(&pttl),
         "default bar TTL, got {pttl}"

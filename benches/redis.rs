@@ -13,7 +13,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use iftb_cache::{Bar, CacheConfig, CacheManager, Timeframe};
+use iftb_cache::{Bar, BarWriteOptions, CacheConfig, CacheManager, Timeframe, WriteOptions};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use support::RedisServer;
@@ -54,7 +54,7 @@ impl Fixture {
 
     fn set_bars(&self, symbol: &str, bars: &[Bar]) {
         let ohlcv = self.cache.ohlcv();
-        let write = ohlcv.set_bars_with_ttl(symbol, TF, bars, TTL);
+        let write = ohlcv.set_bars_with(symbol, TF, bars, BarWriteOptions::new().ttl(TTL));
         self.rt.block_on(write).expect("set_bars");
     }
 }
@@ -112,7 +112,8 @@ fn bench_new_series(g: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: usize)
                 for _ in 0..iters {
                     ohlcv.invalidate("WRITEUSDT", TF).await.expect("invalidate");
                     let start = Instant::now();
-                    let write = ohlcv.set_bars_with_ttl("WRITEUSDT", TF, bars, TTL);
+                    let write =
+                        ohlcv.set_bars_with("WRITEUSDT", TF, bars, BarWriteOptions::new().ttl(TTL));
                     write.await.expect("set_bars");
                     total += start.elapsed();
                 }
@@ -133,7 +134,12 @@ fn ohlcv_writes(c: &mut Criterion) {
     let ohlcv = f.cache.ohlcv();
     g.bench_function("set_bars_1000/replace", |b| {
         b.to_async(&f.rt).iter(|| async {
-            let write = ohlcv.set_bars_with_ttl(SYMBOL, TF, black_box(&again), TTL);
+            let write = ohlcv.set_bars_with(
+                SYMBOL,
+                TF,
+                black_box(&again),
+                BarWriteOptions::new().ttl(TTL),
+            );
             write.await.expect("set_bars")
         })
     });
@@ -150,7 +156,7 @@ fn ohlcv_writes(c: &mut Criterion) {
             };
             async move {
                 let one = [bar];
-                let write = ohlcv.set_bars_with_ttl(SYMBOL, TF, &one, TTL);
+                let write = ohlcv.set_bars_with(SYMBOL, TF, &one, BarWriteOptions::new().ttl(TTL));
                 write.await.expect("set_bars")
             }
         })
@@ -170,7 +176,7 @@ fn market_reads(c: &mut Criterion) {
     let tickers: Vec<_> = (0..50u64)
         .map(|i| common::ticker(&symbols[i as usize], common::SEED + i))
         .collect();
-    let write = market.set_tickers_with_ttl(&tickers, TTL);
+    let write = market.set_tickers_with(&tickers, WriteOptions::new().ttl(TTL));
     f.rt.block_on(write).expect("set_tickers");
     let mut g = group(c, "redis/market_read");
     g.throughput(Throughput::Elements(1));
@@ -200,7 +206,7 @@ fn llm_reads(c: &mut Criterion) {
         let value = common::llm_result(size, common::SEED + size as u64);
         let json_len = serde_json::to_vec(&value).expect("json").len();
         let hash = iftb_cache::LlmCache::hash_input(name);
-        let write = llm.set_analysis_with_ttl("sentiment", &hash, &value, TTL);
+        let write = llm.set_analysis_with("sentiment", &hash, &value, WriteOptions::new().ttl(TTL));
         f.rt.block_on(write).expect("set_analysis");
         g.throughput(Throughput::Bytes(json_len as u64));
         g.bench_function(name, |b| {

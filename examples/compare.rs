@@ -24,7 +24,7 @@ mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use iftb_cache::{codec, Bar, CacheConfig, CacheManager, Timeframe};
+use iftb_cache::{codec, Bar, BarWriteOptions, CacheConfig, CacheManager, Timeframe};
 use redis::aio::ConnectionManager;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -231,10 +231,14 @@ async fn memory_per_bar(b: &Bench) -> Res<(f64, f64, f64)> {
     // Write a series of the same size first: the script cache and the
     // connection's query buffer grow once, and their bytes are not the series'.
     let ohlcv = b.cache.ohlcv();
-    ohlcv.set_bars_with_ttl("WARMUSDT", TF, &bars, TTL).await?;
+    ohlcv
+        .set_bars_with("WARMUSDT", TF, &bars, BarWriteOptions::new().ttl(TTL))
+        .await?;
     ohlcv.invalidate("WARMUSDT", TF).await?;
     let m0 = b.used_memory().await?;
-    ohlcv.set_bars_with_ttl("MEMUSDT", TF, &bars, TTL).await?;
+    ohlcv
+        .set_bars_with("MEMUSDT", TF, &bars, BarWriteOptions::new().ttl(TTL))
+        .await?;
     let m1 = b.used_memory().await?;
     let key = format!("iftb:ohlcv:{{MEMUSDT:{TF}}}");
     let usage: i64 = b
@@ -263,7 +267,9 @@ async fn memory_per_bar(b: &Bench) -> Res<(f64, f64, f64)> {
 async fn load(b: &Bench) -> Res<()> {
     let bars = common::bars(SERIES_LEN, TF.millis() as i64, common::SEED);
     let ohlcv = b.cache.ohlcv();
-    ohlcv.set_bars_with_ttl(SYMBOL, TF, &bars, TTL).await?;
+    ohlcv
+        .set_bars_with(SYMBOL, TF, &bars, BarWriteOptions::new().ttl(TTL))
+        .await?;
     let mut pipe = redis::pipe();
     for bar in &bars {
         pipe.add_command(OldDesign::setex(SYMBOL, bar)?).ignore();
@@ -392,7 +398,11 @@ async fn measure_writes(b: &Bench, plan: &Plan) -> Res<(Samples, Samples, Durati
     let mut ours = Samples::default();
     for _ in 0..plan.writes {
         ohlcv.invalidate("WRITEUSDT", TF).await?;
-        let write = async { Ok(ohlcv.set_bars_with_ttl("WRITEUSDT", TF, &bars, TTL).await?) };
+        let write = async {
+            Ok(ohlcv
+                .set_bars_with("WRITEUSDT", TF, &bars, BarWriteOptions::new().ttl(TTL))
+                .await?)
+        };
         ours.time(write).await?;
     }
     let mut per_set = Samples::default();

@@ -1,19 +1,20 @@
 //! `RedisClient`: the original's low-level calls, on whichever backend is
-//! configured. Keys live under `{namespace}:kv:`, so they never collide with
+//! configured — Redis, or the embedded backend, where it keeps the same
+//! semantics. Keys live under `{namespace}:kv:`, so they never collide with
 //! the typed caches' keys and `clear_all` removes them too. Values are stored
 //! as given, without this crate's header: they are the caller's own bytes.
 
 use crate::error::{Error, Result};
-use crate::manager::Shared;
+use crate::limits::{check_ttl, check_value_len};
+use crate::shared::Shared;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
 
-/// Largest value accepted by the setters: Redis' own limit is 512 MB.
-pub const MAX_VALUE_LEN: usize = 64 << 20;
-
-/// Low-level get/set/delete/exists, JSON and bytes, on the configured backend.
+/// Low-level get/set/delete/exists, JSON and bytes, on the configured
+/// backend. It keeps the original's name, but runs on the embedded backend
+/// too: nothing here needs Redis.
 ///
 /// # Examples
 ///
@@ -64,12 +65,8 @@ impl<'a> RedisClient<'a> {
         decode: impl FnOnce(Bytes) -> Result<T>,
     ) -> Result<Option<T>> {
         let full = self.shared.keys.kv(key)?;
-        let result = self.shared.backend.get(&full).await;
-        let value = self.shared.observe_read(op, &full, result, || None)?;
-        let value = value.map(decode).transpose();
-        let value = self.shared.observe_read(op, &full, value, || None)?;
-        self.shared.record_read(&full, value.is_some());
-        Ok(value)
+        let fetched = self.shared.backend.get(&full).await;
+        self.shared.finish_read(op, &full, fetched, decode)
     }
 
     /// Sets `key` to `value`, expiring after `ttl` (`None`: no expiry).
@@ -77,7 +74,8 @@ impl<'a> RedisClient<'a> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key,
-    /// a zero TTL or a value over [`MAX_VALUE_LEN`]; backend errors otherwise.
+    /// a zero TTL or a value over [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN);
+    /// backend errors otherwise.
     pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
         self.set_bytes(key, Bytes::copy_from_slice(value.as_bytes()), ttl)
             .await
@@ -103,14 +101,8 @@ impl<'a> RedisClient<'a> {
         if let Some(ttl) = ttl {
             check_ttl(ttl)?;
         }
-        if value.len() > MAX_VALUE_LEN {
-            return Err(Error::invalid(format!(
-                "value of {} bytes is over the {MAX_VALUE_LEN}-byte limit",
-                value.len()
-            )));
-        }
-        let result = self.shared.backend.set(&full, value, ttl).await;
-        self.shared.observe_write("set", &full, result)
+        check_value_len("value", value.len())?;
+        self.shared.write_value("set", &full, value, ttl).await
     }
 
     /// The values of many keys, in order, in one round trip (`MGET`).
@@ -123,13 +115,8 @@ impl<'a> RedisClient<'a> {
             .iter()
             .map(|k| self.shared.keys.kv(k))
             .collect::<Result<Vec<_>>>()?;
-        let result = self.shared.backend.mget(&full).await;
-        let misses = || vec![None; full.len()];
-        let values = self.shared.observe_read("mget", "", result, misses)?;
-        for (key, value) in full.iter().zip(&values) {
-            self.shared.record_read(key, value.is_some());
-        }
-        Ok(values)
+        let fetched = self.shared.backend.mget(&full).await;
+        self.shared.finish_read_many("mget", &full, fetched, Ok)
     }
 
     /// Deletes `key`; true when it existed.
@@ -189,20 +176,4 @@ impl<'a> RedisClient<'a> {
             .map_err(|e| Error::invalid("value cannot be serialized to JSON").with_source(e))?;
         self.set_bytes(key, json.into(), ttl).await
     }
-}
-
-/// Longest TTL accepted: 100 years. Longer ones overflow the clocks that
-/// expire entries (Redis answers an error after part of a write has landed,
-/// the embedded backend's `Instant` panics); pass `None` for no expiry.
-pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
-
-/// A TTL must be at least one millisecond: Redis rejects zero, and a zero TTL
-/// is almost always a bug in the caller. At most [`MAX_TTL`].
-pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
-    if ttl.as_millis() == 0 || ttl > MAX_TTL {
-        return Err(Error::invalid(format!(
-            "TTL {ttl:?} is outside 1 ms..=100 years; pass None for no expiry"
-        )));
-    }
-    Ok(())
 }

@@ -23,7 +23,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::model::{Bar, FearGreed, Ticker};
+use crate::model::{ArchivedBar, Bar, FearGreed, Ticker, Validated};
 use bytes::Bytes;
 use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
 use rkyv::rancor;
@@ -252,6 +252,37 @@ where
     let archived = access::<R>(bytes)?;
     rkyv::deserialize::<R, rancor::Error>(archived)
         .map_err(|e| Error::codec(format!("{:?} archive failed to deserialize: {e}", R::KIND)))
+}
+
+/// A record type read back through the write checks: a value that decodes
+/// but holds what no write accepts (a NaN price, a value over 100) is corrupt,
+/// and handing it out would poison everything downstream.
+pub(crate) trait DecodeValid: Sized {
+    /// Decodes `bytes`, then runs the write checks on the value.
+    fn decode_valid(bytes: &[u8]) -> Result<Self>;
+}
+
+impl<R: Record + Validated> DecodeValid for R
+where
+    R::Archived: for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>>
+        + rkyv::Deserialize<R, HighDeserializer<rancor::Error>>,
+{
+    fn decode_valid(bytes: &[u8]) -> Result<R> {
+        let value = decode::<R>(bytes)?;
+        value.check().map_err(|e| corrupt(R::KIND, e))?;
+        Ok(value)
+    }
+}
+
+/// A stored bar record, checked as a record and as a bar, read in place.
+pub(crate) fn access_valid_bar(record: &[u8]) -> Result<&ArchivedBar> {
+    let bar = access::<Bar>(record)?;
+    bar.to_bar().validate().map_err(|e| corrupt(Kind::Bar, e))?;
+    Ok(bar)
+}
+
+fn corrupt(kind: Kind, e: Error) -> Error {
+    Error::codec(format!("stored {kind:?} is corrupt: {e}"))
 }
 
 #[cfg(test)]

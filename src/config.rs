@@ -1,6 +1,7 @@
 //! Configuration: which backend, the key namespace, TTL defaults and timeouts.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::ttl_in_range;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use std::collections::HashMap;
 use std::fmt;
@@ -334,8 +335,7 @@ impl CacheConfigBuilder {
         }
         let c = self.config;
         validate_namespace(&c.namespace)?;
-        let bad_ttl = |t: &Duration| t.as_millis() == 0 || *t > crate::client::MAX_TTL;
-        if let Some((data, ttl)) = c.ttls.iter().find(|(_, t)| bad_ttl(t)) {
+        if let Some((data, ttl)) = c.ttls.iter().find(|(_, t)| !ttl_in_range(**t)) {
             return Err(config_error(format!(
                 "TTL of {data:?} is {ttl:?}; it must be 1 ms to 100 years"
             )));

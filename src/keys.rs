@@ -15,10 +15,8 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::limits::check_key_len;
 use crate::model::{validate_symbol, Timeframe};
-
-/// Longest key accepted from a caller of [`RedisClient`](crate::RedisClient).
-pub const MAX_KEY_LEN: usize = 1024;
 
 /// Builds keys under one namespace.
 #[derive(Debug, Clone)]
@@ -80,12 +78,7 @@ impl Keys {
 
     /// A caller's own key for the low-level client.
     pub(crate) fn kv(&self, key: &str) -> Result<String> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return Err(Error::invalid(format!(
-                "key must be 1 to {MAX_KEY_LEN} bytes, got {}",
-                key.len()
-            )));
-        }
+        check_key_len(key)?;
         Ok(format!("{}:kv:{key}", self.ns))
     }
 }
@@ -93,6 +86,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_KEY_LEN;
 
     #[test]
     fn layout_is_stable() {

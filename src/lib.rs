@@ -17,21 +17,27 @@
 //!
 //! ## Layout
 //!
-//! Data flows one way: caller → typed cache → key layout + codec → backend.
+//! Data flows one way: caller → typed cache → shared read/write path → key
+//! layout + codec → backend. Imports run one way too, each module using only
+//! those above it in this table:
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `manager` | [`CacheManager`]: connects, hands out the typed caches, health, clearing |
-//! | `ohlcv` | [`OhlcvCache`]: candle series, one sorted set each, of blocks scored by open time |
-//! | `market` | [`MarketDataCache`]: tickers, funding rates, Fear & Greed; batch reads in one MGET |
-//! | `llm` | [`LlmCache`]: LLM results as JSON, LZ4 over 10 KB; single-flight `get_or_compute` |
-//! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON |
-//! | `config` | [`CacheConfig`]: backend choice, namespace, TTL table, timeouts, fail-open |
-//! | `model` | [`Bar`], [`Ticker`], [`FearGreed`], [`Timeframe`], symbol validation |
-//! | [`codec`] | the 4-byte header and validated rkyv access of every stored value |
+//! | `error` | [`Error`] and [`ErrorKind`] |
+//! | `limits` | [`MAX_TTL`], [`MAX_VALUE_LEN`], [`MAX_KEY_LEN`], [`MAX_BARS_PER_READ`], [`MAX_SYMBOLS_PER_CALL`] and their checks |
+//! | `model/` | [`Bar`], [`Ticker`], [`FearGreed`], funding rates, [`Timeframe`], symbols: every rule of what a valid record is |
 //! | `keys` | the key layout under the namespace, hash-tagged per series |
-//! | `backend` | the storage vocabulary; `redis.rs` (with `blocks.rs`, the series layout) and `memory.rs` implement it |
-//! | `stats`, `error` | counters; [`Error`] and [`ErrorKind`] |
+//! | [`codec`] | the 4-byte header and validated rkyv access of every stored value |
+//! | `config` | [`CacheConfig`]: backend choice, namespace, TTL table, timeouts, fail-open |
+//! | `options` | [`WriteOptions`], [`BarWriteOptions`], [`ComputeOptions`]: per-call options of the `*_with` calls |
+//! | `backend/` | the storage vocabulary; `redis.rs` (with `blocks.rs`, the series layout) and `embedded.rs` implement it |
+//! | `stats`, `flight` | counters ([`CacheStats`]); single flight of `get_or_compute` |
+//! | `shared` | what one manager's typed caches share: the one read path and one write path, fail-open rules |
+//! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON, on either backend |
+//! | `ohlcv/` | [`OhlcvCache`]: candle series, one sorted set each; [`ArchivedBars`], the zero-copy view of a read |
+//! | `market` | [`MarketDataCache`]: tickers, funding rates, Fear & Greed; batch reads in one MGET |
+//! | `llm/` | [`LlmCache`]: LLM results as JSON, LZ4 over 10 KB; single-flight `get_or_compute` |
+//! | `manager` | [`CacheManager`]: connects, hands out the typed caches, health, clearing |
 //!
 //! ## Cargo features
 //!
@@ -46,26 +52,31 @@ mod client;
 pub mod codec;
 mod config;
 mod error;
+mod flight;
 mod keys;
+mod limits;
 mod llm;
 mod manager;
 mod market;
 mod model;
 mod ohlcv;
+mod options;
+mod shared;
 mod stats;
 
-pub use client::{RedisClient, MAX_TTL, MAX_VALUE_LEN};
+pub use client::RedisClient;
 pub use config::{CacheConfig, CacheConfigBuilder, DataType};
 pub use error::{Error, ErrorKind, Result};
-pub use keys::MAX_KEY_LEN;
-pub use llm::{ComputeOptions, LlmCache, COMPRESS_THRESHOLD};
+pub use limits::{MAX_BARS_PER_READ, MAX_KEY_LEN, MAX_SYMBOLS_PER_CALL, MAX_TTL, MAX_VALUE_LEN};
+pub use llm::{LlmCache, COMPRESS_THRESHOLD};
 pub use manager::CacheManager;
-pub use market::{check_fear_greed, MarketDataCache, MAX_SYMBOLS_PER_CALL};
+pub use market::MarketDataCache;
 pub use model::{
     validate_symbol, ArchivedBar, ArchivedFearGreed, ArchivedTicker, Bar, FearGreed,
     FearGreedClass, Ticker, Timeframe, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS,
 };
-pub use ohlcv::{ArchivedBars, BarWriteOptions, OhlcvCache, MAX_BARS_PER_READ};
+pub use ohlcv::{ArchivedBars, OhlcvCache};
+pub use options::{BarWriteOptions, ComputeOptions, WriteOptions};
 pub use stats::CacheStats;
 
 /// The README's examples, compiled and run as doc-tests.

@@ -1,103 +1,16 @@
 //! `CacheManager`: the entry point, owning the backend and handing out the
 //! typed caches.
 
-use crate::backend::{Backend, MemoryBackend, RedisBackend};
+use crate::backend::{Backend, EmbeddedBackend, RedisBackend};
 use crate::client::RedisClient;
 use crate::config::CacheConfig;
 use crate::error::Result;
-use crate::keys::Keys;
-use crate::llm::{Flights, LlmCache};
+use crate::llm::LlmCache;
 use crate::market::MarketDataCache;
 use crate::ohlcv::OhlcvCache;
-use crate::stats::{CacheStats, Counters};
+use crate::shared::Shared;
+use crate::stats::CacheStats;
 use std::sync::Arc;
-
-/// What every typed cache of one manager shares.
-pub(crate) struct Shared {
-    pub(crate) backend: Backend,
-    pub(crate) keys: Keys,
-    pub(crate) config: CacheConfig,
-    counters: Counters,
-    /// `LlmCache::get_or_compute` calls in progress, shared by key.
-    pub(crate) flights: Flights,
-}
-
-impl Shared {
-    /// Counts a read and emits `cache_hit` / `cache_miss`.
-    pub(crate) fn record_read(&self, key: &str, hit: bool) {
-        self.counters.hit_or_miss(hit);
-        if hit {
-            tracing::debug!(key, "cache_hit");
-        } else {
-            tracing::debug!(key, "cache_miss");
-        }
-    }
-
-    /// Counts and reports a failed call; bad input is the caller's, not counted.
-    /// For calls that never fail open (health, clearing); reads and writes go
-    /// through [`observe_read`](Self::observe_read) and
-    /// [`observe_write`](Self::observe_write).
-    pub(crate) fn observe<T>(&self, op: &str, key: &str, result: Result<T>) -> Result<T> {
-        if let Err(e) = &result {
-            if !e.is_invalid_input() {
-                self.counters.error(e.is_codec());
-                let backend = self.backend.name();
-                tracing::error!(op, key, backend, error = %e, "redis_{op}_error");
-            }
-        }
-        result
-    }
-
-    /// As [`observe`](Self::observe), for a read: in fail-open mode, an
-    /// unavailable backend or a stored value that cannot be decoded gives
-    /// `miss()` instead, counted and reported by a `cache_fail_open` warning.
-    /// The caller records the miss itself (`record_read`), as for any miss.
-    pub(crate) fn observe_read<T>(
-        &self,
-        op: &str,
-        key: &str,
-        result: Result<T>,
-        miss: impl FnOnce() -> T,
-    ) -> Result<T> {
-        match result {
-            Err(e) if self.fails_open(&e, true) => {
-                self.counters.error(e.is_codec());
-                self.counters.fail_open_miss();
-                let backend = self.backend.name();
-                tracing::warn!(op, key, backend, error = %e, outcome = "miss", "cache_fail_open");
-                Ok(miss())
-            }
-            other => self.observe(op, key, other),
-        }
-    }
-
-    /// As [`observe`](Self::observe), for a write: in fail-open mode, a write
-    /// the unavailable backend did not take is dropped, counted and reported
-    /// by a `cache_fail_open` warning, and the caller gets `T::default()`.
-    pub(crate) fn observe_write<T: Default>(
-        &self,
-        op: &str,
-        key: &str,
-        result: Result<T>,
-    ) -> Result<T> {
-        match result {
-            Err(e) if self.fails_open(&e, false) => {
-                self.counters.error(false);
-                self.counters.fail_open_dropped_write();
-                let backend = self.backend.name();
-                tracing::warn!(op, key, backend, error = %e, outcome = "write_dropped", "cache_fail_open");
-                Ok(T::default())
-            }
-            other => self.observe(op, key, other),
-        }
-    }
-
-    /// True when fail-open mode is on and `e` is one it absorbs: the backend
-    /// is unavailable, or (for reads) a stored value cannot be decoded.
-    fn fails_open(&self, e: &crate::Error, read: bool) -> bool {
-        self.config.fail_open() && (e.is_unavailable() || (read && e.is_codec()))
-    }
-}
 
 /// The entry point: connects the configured backend and hands out the typed
 /// caches. Cheap to clone; clones share one connection.
@@ -149,21 +62,10 @@ impl CacheManager {
             }
         } else {
             tracing::info!(backend = %where_, "cache backend: embedded, in-process (no REDIS_URL or REDIS_HOST set)");
-            Backend::Memory(MemoryBackend::new(config.embedded_capacity().get()))
+            Backend::Embedded(EmbeddedBackend::new(config.embedded_capacity().get()))
         };
-        Ok(Self::from_backend(backend, config))
-    }
-
-    fn from_backend(backend: Backend, config: CacheConfig) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                backend,
-                keys: Keys::new(config.namespace()),
-                config,
-                counters: Counters::default(),
-                flights: Flights::default(),
-            }),
-        }
+        let shared = Arc::new(Shared::new(backend, config));
+        Ok(Self { shared })
     }
 
     /// The OHLCV bar cache.
@@ -181,7 +83,8 @@ impl CacheManager {
         LlmCache::new(&self.shared)
     }
 
-    /// The low-level client, for keys of your own under `{namespace}:kv:`.
+    /// The low-level client, for keys of your own under `{namespace}:kv:`, on
+    /// whichever backend is configured (the embedded one included).
     pub fn client(&self) -> RedisClient<'_> {
         RedisClient::new(&self.shared)
     }
@@ -242,7 +145,7 @@ impl CacheManager {
     pub async fn disconnect(self) {
         match self.shared.backend {
             Backend::Redis(_) => tracing::info!("redis_disconnected"),
-            Backend::Memory(_) => tracing::info!("embedded cache closed"),
+            Backend::Embedded(_) => tracing::info!("embedded cache closed"),
         }
     }
 }

@@ -2,17 +2,13 @@
 //! key each, rkyv-encoded behind the codec header. Batch reads are one MGET
 //! and batch writes one pipeline, whatever the number of symbols.
 
-use crate::client::check_ttl;
-use crate::codec;
+use crate::codec::{self, DecodeValid};
 use crate::config::DataType;
 use crate::error::{Error, Result};
-use crate::manager::Shared;
-use crate::model::{FearGreed, FearGreedClass, Ticker};
-use bytes::Bytes;
-use std::time::Duration;
-
-/// Most symbols one batch call may name: bounds the size of one command and reply.
-pub const MAX_SYMBOLS_PER_CALL: usize = 10_000;
+use crate::limits::check_batch;
+use crate::model::{validate_funding_rate, FearGreed, Ticker};
+use crate::options::WriteOptions;
+use crate::shared::Shared;
 
 /// The market data cache, from [`CacheManager::market`](crate::CacheManager::market).
 ///
@@ -68,40 +64,31 @@ impl<'a> MarketDataCache<'a> {
     /// # }
     /// ```
     pub async fn set_ticker(&self, symbol: &str, ticker: &Ticker) -> Result<()> {
-        self.set_ticker_with_ttl(symbol, ticker, self.ttl(DataType::Ticker))
+        self.set_ticker_with(symbol, ticker, WriteOptions::new())
             .await
     }
 
-    /// As [`set_ticker`](Self::set_ticker), expiring after `ttl`.
+    /// As [`set_ticker`](Self::set_ticker), with options: a TTL of its own.
     ///
     /// # Errors
     ///
-    /// As [`set_ticker`](Self::set_ticker); a TTL under 1 ms is invalid input.
+    /// As [`set_ticker`](Self::set_ticker); a TTL under 1 ms or over
+    /// [`MAX_TTL`](crate::MAX_TTL) is invalid input.
     ///
     /// # Examples
     ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> iftb_cache::Result<()> {
-    /// # use iftb_cache::*;
-    /// # let cache = CacheManager::connect(CacheConfig::embedded()).await?;
-    /// # let ticker = Ticker { symbol: "BTCUSDT".into(), bid: 1.0, ask: 1.0, last: 1.0, volume_24h: 1.0,
-    /// #     change_24h: 0.0, high_24h: 1.0, low_24h: 1.0, timestamp: 1_705_478_400_000 };
-    /// let ttl = std::time::Duration::from_secs(2);
-    /// cache.market().set_ticker_with_ttl("BTCUSDT", &ticker, ttl).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn set_ticker_with_ttl(
+    /// See [`WriteOptions`].
+    pub async fn set_ticker_with(
         &self,
         symbol: &str,
         ticker: &Ticker,
-        ttl: Duration,
+        options: WriteOptions,
     ) -> Result<()> {
         let key = self.shared.keys.ticker(symbol)?;
         ticker.validate()?;
-        check_ttl(ttl)?;
-        self.write_one("set_ticker", &key, codec::encode(ticker), ttl)
+        let ttl = options.ttl_for(&self.shared.config, DataType::Ticker)?;
+        self.shared
+            .write_value("set_ticker", &key, codec::encode(ticker), Some(ttl))
             .await
     }
 
@@ -118,7 +105,7 @@ impl<'a> MarketDataCache<'a> {
     /// See [`set_ticker`](Self::set_ticker).
     pub async fn get_ticker(&self, symbol: &str) -> Result<Option<Ticker>> {
         let key = self.shared.keys.ticker(symbol)?;
-        self.read_one("get_ticker", &key, decode_ticker).await
+        self.read_one("get_ticker", &key).await
     }
 
     /// Caches many tickers, each under its own `symbol` field, with the default
@@ -129,7 +116,7 @@ impl<'a> MarketDataCache<'a> {
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for any bad
     /// ticker (the message names its index) or more than
-    /// [`MAX_SYMBOLS_PER_CALL`] tickers, and nothing is written; connection,
+    /// [`MAX_SYMBOLS_PER_CALL`](crate::MAX_SYMBOLS_PER_CALL) tickers, and nothing is written; connection,
     /// timeout or server errors otherwise, after which some may have landed.
     ///
     /// # Examples
@@ -151,33 +138,22 @@ impl<'a> MarketDataCache<'a> {
     /// # }
     /// ```
     pub async fn set_tickers(&self, tickers: &[Ticker]) -> Result<()> {
-        self.set_tickers_with_ttl(tickers, self.ttl(DataType::Ticker))
-            .await
+        self.set_tickers_with(tickers, WriteOptions::new()).await
     }
 
-    /// As [`set_tickers`](Self::set_tickers), expiring after `ttl`.
+    /// As [`set_tickers`](Self::set_tickers), with options: a TTL of its own.
     ///
     /// # Errors
     ///
-    /// As [`set_tickers`](Self::set_tickers); a TTL under 1 ms is invalid input.
+    /// As [`set_tickers`](Self::set_tickers); a TTL under 1 ms or over
+    /// [`MAX_TTL`](crate::MAX_TTL) is invalid input.
     ///
     /// # Examples
     ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> iftb_cache::Result<()> {
-    /// # use iftb_cache::*;
-    /// # let cache = CacheManager::connect(CacheConfig::embedded()).await?;
-    /// # let ticker = Ticker { symbol: "BTCUSDT".into(), bid: 1.0, ask: 1.0, last: 1.0, volume_24h: 1.0,
-    /// #     change_24h: 0.0, high_24h: 1.0, low_24h: 1.0, timestamp: 1_705_478_400_000 };
-    /// let ttl = std::time::Duration::from_secs(2);
-    /// cache.market().set_tickers_with_ttl(&[ticker], ttl).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn set_tickers_with_ttl(&self, tickers: &[Ticker], ttl: Duration) -> Result<()> {
+    /// See [`WriteOptions`].
+    pub async fn set_tickers_with(&self, tickers: &[Ticker], options: WriteOptions) -> Result<()> {
         check_batch(tickers.len())?;
-        check_ttl(ttl)?;
+        let ttl = options.ttl_for(&self.shared.config, DataType::Ticker)?;
         let items = tickers
             .iter()
             .enumerate()
@@ -188,7 +164,7 @@ impl<'a> MarketDataCache<'a> {
                 Ok((key, codec::encode(t)))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.write_many("set_tickers", &items, ttl).await
+        self.shared.write_values("set_tickers", &items, ttl).await
     }
 
     /// The cached ticker of each symbol, in order (`None` where nothing is
@@ -197,7 +173,7 @@ impl<'a> MarketDataCache<'a> {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad symbol
-    /// or more than [`MAX_SYMBOLS_PER_CALL`] of them; otherwise as
+    /// or more than [`MAX_SYMBOLS_PER_CALL`](crate::MAX_SYMBOLS_PER_CALL) of them; otherwise as
     /// [`get_ticker`](Self::get_ticker), for the whole call.
     ///
     /// # Examples
@@ -205,7 +181,7 @@ impl<'a> MarketDataCache<'a> {
     /// See [`set_tickers`](Self::set_tickers).
     pub async fn get_tickers<S: AsRef<str>>(&self, symbols: &[S]) -> Result<Vec<Option<Ticker>>> {
         let keys = self.batch_keys(symbols, |s| self.shared.keys.ticker(s))?;
-        self.read_many("get_tickers", &keys, decode_ticker).await
+        self.read_many("get_tickers", &keys).await
     }
 
     /// Caches the funding rate of `symbol` (a fraction per funding interval,
@@ -229,38 +205,32 @@ impl<'a> MarketDataCache<'a> {
     /// # }
     /// ```
     pub async fn set_funding_rate(&self, symbol: &str, rate: f64) -> Result<()> {
-        self.set_funding_rate_with_ttl(symbol, rate, self.ttl(DataType::FundingRate))
+        self.set_funding_rate_with(symbol, rate, WriteOptions::new())
             .await
     }
 
-    /// As [`set_funding_rate`](Self::set_funding_rate), expiring after `ttl`.
+    /// As [`set_funding_rate`](Self::set_funding_rate), with options: a TTL of its own.
     ///
     /// # Errors
     ///
-    /// As [`set_funding_rate`](Self::set_funding_rate); a TTL under 1 ms is invalid input.
+    /// As [`set_funding_rate`](Self::set_funding_rate); a TTL under 1 ms or over
+    /// [`MAX_TTL`](crate::MAX_TTL) is invalid input.
     ///
     /// # Examples
     ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> iftb_cache::Result<()> {
-    /// # use iftb_cache::*;
-    /// # let cache = CacheManager::connect(CacheConfig::embedded()).await?;
-    /// let ttl = std::time::Duration::from_secs(8 * 3_600);
-    /// cache.market().set_funding_rate_with_ttl("BTCUSDT", 0.0001, ttl).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn set_funding_rate_with_ttl(
+    /// See [`WriteOptions`].
+    pub async fn set_funding_rate_with(
         &self,
         symbol: &str,
         rate: f64,
-        ttl: Duration,
+        options: WriteOptions,
     ) -> Result<()> {
         let key = self.shared.keys.funding(symbol)?;
-        check_rate(rate)?;
-        check_ttl(ttl)?;
-        self.write_one("set_funding_rate", &key, codec::encode(&rate), ttl)
+        validate_funding_rate(rate)?;
+        let ttl = options.ttl_for(&self.shared.config, DataType::FundingRate)?;
+        let value = codec::encode(&rate);
+        self.shared
+            .write_value("set_funding_rate", &key, value, Some(ttl))
             .await
     }
 
@@ -275,7 +245,7 @@ impl<'a> MarketDataCache<'a> {
     /// See [`set_funding_rate`](Self::set_funding_rate).
     pub async fn get_funding_rate(&self, symbol: &str) -> Result<Option<f64>> {
         let key = self.shared.keys.funding(symbol)?;
-        self.read_one("get_funding_rate", &key, decode_rate).await
+        self.read_one("get_funding_rate", &key).await
     }
 
     /// Caches many `(symbol, rate)` pairs with the default funding TTL, in one
@@ -299,46 +269,40 @@ impl<'a> MarketDataCache<'a> {
     /// # }
     /// ```
     pub async fn set_funding_rates<S: AsRef<str>>(&self, rates: &[(S, f64)]) -> Result<()> {
-        self.set_funding_rates_with_ttl(rates, self.ttl(DataType::FundingRate))
+        self.set_funding_rates_with(rates, WriteOptions::new())
             .await
     }
 
-    /// As [`set_funding_rates`](Self::set_funding_rates), expiring after `ttl`.
+    /// As [`set_funding_rates`](Self::set_funding_rates), with options: a TTL of its own.
     ///
     /// # Errors
     ///
-    /// As [`set_funding_rates`](Self::set_funding_rates); a TTL under 1 ms is invalid input.
+    /// As [`set_funding_rates`](Self::set_funding_rates); a TTL under 1 ms or over
+    /// [`MAX_TTL`](crate::MAX_TTL) is invalid input.
     ///
     /// # Examples
     ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> iftb_cache::Result<()> {
-    /// # use iftb_cache::*;
-    /// # let cache = CacheManager::connect(CacheConfig::embedded()).await?;
-    /// let ttl = std::time::Duration::from_secs(8 * 3_600);
-    /// cache.market().set_funding_rates_with_ttl(&[("BTCUSDT", 0.0001)], ttl).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn set_funding_rates_with_ttl<S: AsRef<str>>(
+    /// See [`WriteOptions`].
+    pub async fn set_funding_rates_with<S: AsRef<str>>(
         &self,
         rates: &[(S, f64)],
-        ttl: Duration,
+        options: WriteOptions,
     ) -> Result<()> {
         check_batch(rates.len())?;
-        check_ttl(ttl)?;
+        let ttl = options.ttl_for(&self.shared.config, DataType::FundingRate)?;
         let items = rates
             .iter()
             .enumerate()
             .map(|(i, (symbol, rate))| {
                 let key = self.shared.keys.funding(symbol.as_ref());
-                let valid = key.and_then(|key| check_rate(*rate).map(|()| key));
+                let valid = key.and_then(|key| validate_funding_rate(*rate).map(|()| key));
                 let key = valid.map_err(|e| Error::invalid(format!("rates[{i}]: {e}")))?;
                 Ok((key, codec::encode(rate)))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.write_many("set_funding_rates", &items, ttl).await
+        self.shared
+            .write_values("set_funding_rates", &items, ttl)
+            .await
     }
 
     /// The cached funding rate of each symbol, in order, in one MGET round trip.
@@ -355,8 +319,7 @@ impl<'a> MarketDataCache<'a> {
         symbols: &[S],
     ) -> Result<Vec<Option<f64>>> {
         let keys = self.batch_keys(symbols, |s| self.shared.keys.funding(s))?;
-        self.read_many("get_funding_rates", &keys, decode_rate)
-            .await
+        self.read_many("get_funding_rates", &keys).await
     }
 
     /// Caches the Fear & Greed reading with the default TTL (300 s).
@@ -365,7 +328,7 @@ impl<'a> MarketDataCache<'a> {
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), and nothing is
     /// written, for a value over 100, a timestamp out of range, or a
-    /// classification that contradicts the value (see [`check_fear_greed`]);
+    /// classification that contradicts the value (see [`FearGreed::validate`]);
     /// connection, timeout or server errors otherwise.
     ///
     /// # Examples
@@ -382,34 +345,30 @@ impl<'a> MarketDataCache<'a> {
     /// # }
     /// ```
     pub async fn set_fear_greed(&self, reading: &FearGreed) -> Result<()> {
-        self.set_fear_greed_with_ttl(reading, self.ttl(DataType::FearGreed))
-            .await
+        self.set_fear_greed_with(reading, WriteOptions::new()).await
     }
 
-    /// As [`set_fear_greed`](Self::set_fear_greed), expiring after `ttl`.
+    /// As [`set_fear_greed`](Self::set_fear_greed), with options: a TTL of its own.
     ///
     /// # Errors
     ///
-    /// As [`set_fear_greed`](Self::set_fear_greed); a TTL under 1 ms is invalid input.
+    /// As [`set_fear_greed`](Self::set_fear_greed); a TTL under 1 ms or over
+    /// [`MAX_TTL`](crate::MAX_TTL) is invalid input.
     ///
     /// # Examples
     ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> iftb_cache::Result<()> {
-    /// # use iftb_cache::*;
-    /// # let cache = CacheManager::connect(CacheConfig::embedded()).await?;
-    /// let fg = FearGreed { value: 20, classification: FearGreedClass::ExtremeFear, timestamp: 0 };
-    /// let ttl = std::time::Duration::from_secs(24 * 3_600);
-    /// cache.market().set_fear_greed_with_ttl(&fg, ttl).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn set_fear_greed_with_ttl(&self, reading: &FearGreed, ttl: Duration) -> Result<()> {
-        check_fear_greed(reading)?;
-        check_ttl(ttl)?;
+    /// See [`WriteOptions`].
+    pub async fn set_fear_greed_with(
+        &self,
+        reading: &FearGreed,
+        options: WriteOptions,
+    ) -> Result<()> {
+        reading.validate()?;
+        let ttl = options.ttl_for(&self.shared.config, DataType::FearGreed)?;
         let key = self.shared.keys.fear_greed();
-        self.write_one("set_fear_greed", &key, codec::encode(reading), ttl)
+        let value = codec::encode(reading);
+        self.shared
+            .write_value("set_fear_greed", &key, value, Some(ttl))
             .await
     }
 
@@ -425,12 +384,7 @@ impl<'a> MarketDataCache<'a> {
     /// See [`set_fear_greed`](Self::set_fear_greed).
     pub async fn get_fear_greed(&self) -> Result<Option<FearGreed>> {
         let key = self.shared.keys.fear_greed();
-        self.read_one("get_fear_greed", &key, decode_fear_greed)
-            .await
-    }
-
-    fn ttl(&self, data: DataType) -> Duration {
-        self.shared.config.ttl(data)
+        self.read_one("get_fear_greed", &key).await
     }
 
     /// The keys of a batch read, every symbol checked before anything is sent.
@@ -443,207 +397,17 @@ impl<'a> MarketDataCache<'a> {
         symbols.iter().map(|s| key(s.as_ref())).collect()
     }
 
-    async fn write_one(&self, op: &str, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
-        let result = self.shared.backend.set(key, value, Some(ttl)).await;
-        self.shared.observe_write(op, key, result)
+    /// Reads one value through the shared read path, checked as writes check it.
+    async fn read_one<T: DecodeValid>(&self, op: &str, key: &str) -> Result<Option<T>> {
+        let fetched = self.shared.backend.get(key).await;
+        self.shared
+            .finish_read(op, key, fetched, |v| T::decode_valid(&v))
     }
 
-    async fn write_many(&self, op: &str, items: &[(String, Bytes)], ttl: Duration) -> Result<()> {
-        let result = self.shared.backend.set_many(items, ttl).await;
-        self.shared.observe_write(op, "", result)
-    }
-
-    /// Reads and decodes one value, counting a hit or a miss (fail-open mode
-    /// turns an unavailable backend or an undecodable value into a miss).
-    async fn read_one<T>(
-        &self,
-        op: &str,
-        key: &str,
-        decode: fn(&[u8]) -> Result<T>,
-    ) -> Result<Option<T>> {
-        let result = self.shared.backend.get(key).await;
-        let value = self.shared.observe_read(op, key, result, || None)?;
-        let decoded = value.map(|v| decode(&v)).transpose();
-        let decoded = self.shared.observe_read(op, key, decoded, || None)?;
-        self.shared.record_read(key, decoded.is_some());
-        Ok(decoded)
-    }
-
-    /// One MGET for every key. A value that cannot be decoded fails the whole
-    /// call, or reads as a miss in fail-open mode.
-    async fn read_many<T>(
-        &self,
-        op: &str,
-        keys: &[String],
-        decode: fn(&[u8]) -> Result<T>,
-    ) -> Result<Vec<Option<T>>> {
-        let result = self.shared.backend.mget(keys).await;
-        let misses = || vec![None; keys.len()];
-        let values = self.shared.observe_read(op, "", result, misses)?;
-        keys.iter()
-            .zip(values)
-            .map(|(key, value)| {
-                let decoded = value.map(|v| decode(&v)).transpose();
-                let decoded = self.shared.observe_read(op, key, decoded, || None)?;
-                self.shared.record_read(key, decoded.is_some());
-                Ok(decoded)
-            })
-            .collect()
-    }
-}
-
-// Stored values are checked as the writes check them: a record that decodes
-// but holds what no write accepts (a NaN price, a value over 100) is corrupt.
-
-fn decode_ticker(bytes: &[u8]) -> Result<Ticker> {
-    let ticker = codec::decode::<Ticker>(bytes)?;
-    ticker.validate().map_err(corrupt)?;
-    Ok(ticker)
-}
-
-fn decode_rate(bytes: &[u8]) -> Result<f64> {
-    let rate = codec::decode::<f64>(bytes)?;
-    check_rate(rate).map_err(corrupt)?;
-    Ok(rate)
-}
-
-fn decode_fear_greed(bytes: &[u8]) -> Result<FearGreed> {
-    let reading = codec::decode::<FearGreed>(bytes)?;
-    check_fear_greed(&reading).map_err(corrupt)?;
-    Ok(reading)
-}
-
-fn corrupt(e: Error) -> Error {
-    Error::codec(format!("stored value is corrupt: {e}"))
-}
-
-fn check_batch(n: usize) -> Result<()> {
-    if n > MAX_SYMBOLS_PER_CALL {
-        return Err(Error::invalid(format!(
-            "{n} symbols in one call; the limit is {MAX_SYMBOLS_PER_CALL}"
-        )));
-    }
-    Ok(())
-}
-
-fn check_rate(rate: f64) -> Result<()> {
-    if !rate.is_finite() {
-        return Err(Error::invalid(format!(
-            "funding rate is not finite: {rate}"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks a Fear & Greed reading: [`FearGreed::validate`], then that the
-/// classification does not contradict the value.
-///
-/// Publishers draw the class boundaries differently (alternative.me, CMC and
-/// CNN disagree by up to 10 points), so each class accepts the union of the
-/// published bands: Extreme Fear 0..=25, Fear 20..=49, Neutral 40..=60,
-/// Greed 50..=80, Extreme Greed 75..=100. "Extreme Fear" at 90 is rejected;
-/// "Fear" at 48 is not.
-///
-/// # Errors
-///
-/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the problem.
-///
-/// # Examples
-///
-/// ```
-/// use iftb_cache::{check_fear_greed, FearGreed, FearGreedClass};
-/// let fg = |value, classification| FearGreed { value, classification, timestamp: 0 };
-/// assert!(check_fear_greed(&fg(48, FearGreedClass::Fear)).is_ok());
-/// assert!(check_fear_greed(&fg(90, FearGreedClass::ExtremeFear)).is_err());
-/// assert!(check_fear_greed(&fg(101, FearGreedClass::ExtremeGreed)).is_err());
-/// ```
-pub fn check_fear_greed(reading: &FearGreed) -> Result<()> {
-    reading.validate()?;
-    let band = match reading.classification {
-        FearGreedClass::ExtremeFear => 0..=25,
-        FearGreedClass::Fear => 20..=49,
-        FearGreedClass::Neutral => 40..=60,
-        FearGreedClass::Greed => 50..=80,
-        FearGreedClass::ExtremeGreed => 75..=100,
-    };
-    if !band.contains(&reading.value) {
-        return Err(Error::invalid(format!(
-            "fear & greed value {} contradicts its classification {:?} ({}..={})",
-            reading.value,
-            reading.classification.as_str(),
-            band.start(),
-            band.end()
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fg(value: u8, classification: FearGreedClass) -> FearGreed {
-        FearGreed {
-            value,
-            classification,
-            timestamp: 0,
-        }
-    }
-
-    #[test]
-    fn every_value_has_an_accepted_class_and_bands_reject_contradictions() {
-        use FearGreedClass::*;
-        let classes = [ExtremeFear, Fear, Neutral, Greed, ExtremeGreed];
-        for v in 0..=100 {
-            let ok = classes
-                .iter()
-                .filter(|&&c| check_fear_greed(&fg(v, c)).is_ok());
-            assert!(ok.count() >= 1, "value {v} fits no class");
-        }
-        for (v, c) in [
-            (90, ExtremeFear),
-            (10, Greed),
-            (70, Fear),
-            (5, Neutral),
-            (30, ExtremeGreed),
-        ] {
-            let err = check_fear_greed(&fg(v, c)).unwrap_err();
-            assert!(
-                err.is_invalid_input() && err.to_string().contains("contradicts"),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn alternative_me_boundaries_are_accepted() {
-        use FearGreedClass::*;
-        for (v, c) in [
-            (24, ExtremeFear),
-            (25, Fear),
-            (46, Fear),
-            (47, Neutral),
-            (54, Neutral),
-        ] {
-            assert!(check_fear_greed(&fg(v, c)).is_ok(), "{v} {c:?}");
-        }
-        for (v, c) in [
-            (55, Greed),
-            (75, Greed),
-            (76, ExtremeGreed),
-            (100, ExtremeGreed),
-        ] {
-            assert!(check_fear_greed(&fg(v, c)).is_ok(), "{v} {c:?}");
-        }
-    }
-
-    #[test]
-    fn non_finite_rates_and_oversized_batches_are_rejected() {
-        for r in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert!(check_rate(r).unwrap_err().is_invalid_input());
-        }
-        assert!(check_rate(-0.0075).is_ok());
-        assert!(check_batch(MAX_SYMBOLS_PER_CALL).is_ok());
-        assert!(check_batch(MAX_SYMBOLS_PER_CALL + 1).is_err());
+    /// One MGET for every key, through the shared read path.
+    async fn read_many<T: DecodeValid>(&self, op: &str, keys: &[String]) -> Result<Vec<Option<T>>> {
+        let fetched = self.shared.backend.mget(keys).await;
+        self.shared
+            .finish_read_many(op, keys, fetched, |v| T::decode_valid(&v))
     }
 }

@@ -7,7 +7,7 @@ mod support;
 
 use iftb_cache::{
     Bar, BarWriteOptions, CacheConfig, ComputeOptions, DataType, ErrorKind, FearGreed,
-    FearGreedClass, Result, Ticker, Timeframe, MAX_BARS_PER_READ, MAX_KEY_LEN,
+    FearGreedClass, Result, Ticker, Timeframe, WriteOptions, MAX_BARS_PER_READ, MAX_KEY_LEN,
     MAX_SYMBOLS_PER_CALL, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS, MAX_VALUE_LEN,
 };
 use std::time::Duration;
@@ -128,13 +128,13 @@ rejects! {
         set_bars_rejects_a_whole_batch_for_one_bad_bar:
             |t| t.cache.ohlcv().set_bars("BTCUSDT", TF, &bars_with_one_nan());
     }
-    "ohlcv.set_bars_with_ttl" {
-        set_bars_with_ttl_rejects_a_zero_ttl: |t| t.cache.ohlcv().set_bars_with_ttl(
-            "BTCUSDT", TF, &[sample_bar()], Duration::ZERO), then no_bars(t);
-        set_bars_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.ohlcv().set_bars_with_ttl(
-            "BTCUSDT", TF, &[sample_bar()], UNDER_A_MS), then no_bars(t);
-        set_bars_with_ttl_rejects_a_ttl_too_long_to_represent:
-            |t| t.cache.ohlcv().set_bars_with_ttl("BTCUSDT", TF, &[sample_bar()], Duration::MAX);
+    "ohlcv.set_bars_with" {
+        set_bars_with_rejects_a_zero_ttl: |t| t.cache.ohlcv().set_bars_with(
+            "BTCUSDT", TF, &[sample_bar()], BarWriteOptions::new().ttl(Duration::ZERO)), then no_bars(t);
+        set_bars_with_rejects_a_ttl_under_a_millisecond: |t| t.cache.ohlcv().set_bars_with(
+            "BTCUSDT", TF, &[sample_bar()], BarWriteOptions::new().ttl(UNDER_A_MS)), then no_bars(t);
+        set_bars_with_rejects_a_ttl_too_long_to_represent:
+            |t| t.cache.ohlcv().set_bars_with("BTCUSDT", TF, &[sample_bar()], BarWriteOptions::new().ttl(Duration::MAX));
     }
     "ohlcv.set_bars_with" {
         set_bars_with_rejects_a_zero_ttl_in_its_options: |t| t.cache.ohlcv().set_bars_with(
@@ -224,13 +224,13 @@ rejects! {
         set_ticker_rejects_a_negative_timestamp: |t| t.cache.market().set_ticker(
             "BTCUSDT", &Ticker { timestamp: -1, ..btc_ticker() });
     }
-    "market.set_ticker_with_ttl" {
-        set_ticker_with_ttl_rejects_a_zero_ttl:
-            |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), Duration::ZERO);
-        set_ticker_with_ttl_rejects_a_ttl_under_a_millisecond:
-            |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), UNDER_A_MS);
-        set_ticker_with_ttl_rejects_a_ttl_too_long_to_represent:
-            |t| t.cache.market().set_ticker_with_ttl("BTCUSDT", &btc_ticker(), Duration::MAX);
+    "market.set_ticker_with" {
+        set_ticker_with_rejects_a_zero_ttl:
+            |t| t.cache.market().set_ticker_with("BTCUSDT", &btc_ticker(), WriteOptions::new().ttl(Duration::ZERO));
+        set_ticker_with_rejects_a_ttl_under_a_millisecond:
+            |t| t.cache.market().set_ticker_with("BTCUSDT", &btc_ticker(), WriteOptions::new().ttl(UNDER_A_MS));
+        set_ticker_with_rejects_a_ttl_too_long_to_represent:
+            |t| t.cache.market().set_ticker_with("BTCUSDT", &btc_ticker(), WriteOptions::new().ttl(Duration::MAX));
     }
     "market.get_ticker" {
         get_ticker_rejects_a_bad_symbol: |t| t.cache.market().get_ticker("");
@@ -243,11 +243,11 @@ rejects! {
         set_tickers_rejects_too_many_tickers:
             |t| t.cache.market().set_tickers(&vec![btc_ticker(); MAX_SYMBOLS_PER_CALL + 1]);
     }
-    "market.set_tickers_with_ttl" {
-        set_tickers_with_ttl_rejects_a_zero_ttl:
-            |t| t.cache.market().set_tickers_with_ttl(&[btc_ticker()], Duration::ZERO);
-        set_tickers_with_ttl_rejects_a_ttl_under_a_millisecond:
-            |t| t.cache.market().set_tickers_with_ttl(&[btc_ticker()], UNDER_A_MS);
+    "market.set_tickers_with" {
+        set_tickers_with_rejects_a_zero_ttl:
+            |t| t.cache.market().set_tickers_with(&[btc_ticker()], WriteOptions::new().ttl(Duration::ZERO));
+        set_tickers_with_rejects_a_ttl_under_a_millisecond:
+            |t| t.cache.market().set_tickers_with(&[btc_ticker()], WriteOptions::new().ttl(UNDER_A_MS));
     }
     "market.get_tickers" {
         get_tickers_rejects_one_bad_symbol_among_good:
@@ -263,11 +263,11 @@ rejects! {
         set_funding_rate_rejects_a_bad_symbol:
             |t| t.cache.market().set_funding_rate("BTC*", 0.0001);
     }
-    "market.set_funding_rate_with_ttl" {
-        set_funding_rate_with_ttl_rejects_a_zero_ttl:
-            |t| t.cache.market().set_funding_rate_with_ttl("BTCUSDT", 0.0001, Duration::ZERO);
-        set_funding_rate_with_ttl_rejects_a_ttl_under_a_millisecond:
-            |t| t.cache.market().set_funding_rate_with_ttl("BTCUSDT", 0.0001, UNDER_A_MS);
+    "market.set_funding_rate_with" {
+        set_funding_rate_with_rejects_a_zero_ttl:
+            |t| t.cache.market().set_funding_rate_with("BTCUSDT", 0.0001, WriteOptions::new().ttl(Duration::ZERO));
+        set_funding_rate_with_rejects_a_ttl_under_a_millisecond:
+            |t| t.cache.market().set_funding_rate_with("BTCUSDT", 0.0001, WriteOptions::new().ttl(UNDER_A_MS));
     }
     "market.get_funding_rate" {
         get_funding_rate_rejects_a_bad_symbol: |t| t.cache.market().get_funding_rate("{BTC}");
@@ -280,11 +280,11 @@ rejects! {
         set_funding_rates_rejects_too_many_rates: |t| t.cache.market().set_funding_rates(
             &vec![("BTCUSDT", 0.0001); MAX_SYMBOLS_PER_CALL + 1]);
     }
-    "market.set_funding_rates_with_ttl" {
-        set_funding_rates_with_ttl_rejects_a_zero_ttl: |t| t.cache.market()
-            .set_funding_rates_with_ttl(&[("BTCUSDT", 0.0001)], Duration::ZERO);
-        set_funding_rates_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.market()
-            .set_funding_rates_with_ttl(&[("BTCUSDT", 0.0001)], UNDER_A_MS);
+    "market.set_funding_rates_with" {
+        set_funding_rates_with_rejects_a_zero_ttl: |t| t.cache.market()
+            .set_funding_rates_with(&[("BTCUSDT", 0.0001)], WriteOptions::new().ttl(Duration::ZERO));
+        set_funding_rates_with_rejects_a_ttl_under_a_millisecond: |t| t.cache.market()
+            .set_funding_rates_with(&[("BTCUSDT", 0.0001)], WriteOptions::new().ttl(UNDER_A_MS));
     }
     "market.get_funding_rates" {
         get_funding_rates_rejects_one_bad_symbol_among_good:
@@ -300,11 +300,11 @@ rejects! {
         set_fear_greed_rejects_a_negative_timestamp: |t| t.cache.market().set_fear_greed(
             &FearGreed { timestamp: -1, ..fear_greed(45, FearGreedClass::Fear) });
     }
-    "market.set_fear_greed_with_ttl" {
-        set_fear_greed_with_ttl_rejects_a_zero_ttl: |t| t.cache.market().set_fear_greed_with_ttl(
-            &fear_greed(45, FearGreedClass::Fear), Duration::ZERO);
-        set_fear_greed_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.market()
-            .set_fear_greed_with_ttl(&fear_greed(45, FearGreedClass::Fear), UNDER_A_MS);
+    "market.set_fear_greed_with" {
+        set_fear_greed_with_rejects_a_zero_ttl: |t| t.cache.market().set_fear_greed_with(
+            &fear_greed(45, FearGreedClass::Fear), WriteOptions::new().ttl(Duration::ZERO));
+        set_fear_greed_with_rejects_a_ttl_under_a_millisecond: |t| t.cache.market()
+            .set_fear_greed_with(&fear_greed(45, FearGreedClass::Fear), WriteOptions::new().ttl(UNDER_A_MS));
     }
     "llm.set_analysis" {
         set_analysis_rejects_a_bad_analysis_type:
@@ -320,11 +320,11 @@ rejects! {
         set_analysis_rejects_a_result_json_cannot_hold: |t| t.cache.llm().set_analysis(
             "sentiment", HASH, &std::collections::BTreeMap::from([((1, 2), "pair")]));
     }
-    "llm.set_analysis_with_ttl" {
-        set_analysis_with_ttl_rejects_a_zero_ttl: |t| t.cache.llm().set_analysis_with_ttl(
-            "sentiment", HASH, &"result", Duration::ZERO);
-        set_analysis_with_ttl_rejects_a_ttl_under_a_millisecond: |t| t.cache.llm()
-            .set_analysis_with_ttl("sentiment", HASH, &"result", Duration::from_micros(10));
+    "llm.set_analysis_with" {
+        set_analysis_with_rejects_a_zero_ttl: |t| t.cache.llm().set_analysis_with(
+            "sentiment", HASH, &"result", WriteOptions::new().ttl(Duration::ZERO));
+        set_analysis_with_rejects_a_ttl_under_a_millisecond: |t| t.cache.llm()
+            .set_analysis_with("sentiment", HASH, &"result", WriteOptions::new().ttl(Duration::from_micros(10)));
     }
     "llm.get_analysis" {
         get_analysis_rejects_a_bad_analysis_type:

@@ -6,7 +6,7 @@
 
 mod support;
 
-use iftb_cache::{Bar, CacheConfig, CacheManager, CacheStats};
+use iftb_cache::{Bar, BarWriteOptions, CacheConfig, CacheManager, CacheStats};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -308,7 +308,7 @@ async fn evicting_under_maxmemory_returns_correct_bars_or_misses() {
                     let ttl = Duration::from_secs(600);
                     match cache
                         .ohlcv()
-                        .set_bars_with_ttl(&symbol(i), TF, &batch, ttl)
+                        .set_bars_with(&symbol(i), TF, &batch, BarWriteOptions::new().ttl(ttl))
                         .await
                     {
                         Ok(()) => {}

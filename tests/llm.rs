@@ -4,7 +4,7 @@
 
 mod support;
 
-use iftb_cache::{CacheManager, ComputeOptions, ErrorKind, LlmCache};
+use iftb_cache::{CacheManager, ComputeOptions, ErrorKind, LlmCache, WriteOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -373,9 +373,14 @@ async fn embedded_analysis_expires_on_the_default_ttl() {
     let l = t.cache.llm();
     let h = LlmCache::hash_input("in");
     l.set_analysis("sentiment", &h, &json!(1)).await.unwrap();
-    l.set_analysis_with_ttl("summary", &h, &json!(2), Duration::from_secs(30))
-        .await
-        .unwrap();
+    l.set_analysis_with(
+        "summary",
+        &h,
+        &json!(2),
+        WriteOptions::new().ttl(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
     tokio::time::advance(Duration::from_secs(31)).await;
     assert!(l
         .get_analysis::<Value>("sentiment", &h)
@@ -410,9 +415,14 @@ async fn redis_analysis_ttls() {
         "{pttl}\n{}",
         server.log()
     );
-    l.set_analysis_with_ttl("summary", &h, &json!(2), Duration::from_millis(150))
-        .await
-        .unwrap();
+    l.set_analysis_with(
+        "summary",
+        &h,
+        &json!(2),
+        WriteOptions::new().ttl(Duration::from_millis(150)),
+    )
+    .await
+    .unwrap();
     assert!(l
         .get_analysis::<Value>("summary", &h)
         .await

@@ -5,7 +5,7 @@ mod support;
 
 use iftb_cache::{
     CacheConfig, CacheManager, DataType, ErrorKind, FearGreed, FearGreedClass, Ticker,
-    MAX_SYMBOLS_PER_CALL,
+    WriteOptions, MAX_SYMBOLS_PER_CALL,
 };
 use std::time::Duration;
 use support::{fear_greed, ticker, TestCache};
@@ -240,7 +240,7 @@ async fn embedded_defaults_expire_on_the_ttl_table() {
     assert_eq!(alive(2).await, (0, 0, false), "301 s: fear & greed expired");
 }
 
-/// The config's TTL table overrides the defaults, and `*_with_ttl` overrides both.
+/// The config's TTL table overrides the defaults, and `*_with` overrides both.
 #[tokio::test(start_paused = true)]
 async fn embedded_ttl_overrides() {
     let config = CacheConfig::builder()
@@ -252,9 +252,13 @@ async fn embedded_ttl_overrides() {
     m.set_ticker("BTCUSDT", &ticker("BTCUSDT", 1.0))
         .await
         .unwrap();
-    m.set_ticker_with_ttl("ETHUSDT", &ticker("ETHUSDT", 1.0), Duration::from_secs(60))
-        .await
-        .unwrap();
+    m.set_ticker_with(
+        "ETHUSDT",
+        &ticker("ETHUSDT", 1.0),
+        WriteOptions::new().ttl(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
     tokio::time::advance(Duration::from_millis(2_001)).await;
     let got = m.get_tickers(&["BTCUSDT", "ETHUSDT"]).await.unwrap();
     assert!(got[0].is_none() && got[1].is_some(), "{got:?}");
@@ -285,10 +289,14 @@ async fn redis_ttls_default_and_short() {
         );
     }
     let short = Duration::from_millis(150);
-    m.set_ticker_with_ttl("ETHUSDT", &ticker("ETHUSDT", 2.0), short)
-        .await
-        .unwrap();
-    m.set_funding_rates_with_ttl(&[("ETHUSDT", 0.1)], short)
+    m.set_ticker_with(
+        "ETHUSDT",
+        &ticker("ETHUSDT", 2.0),
+        WriteOptions::new().ttl(short),
+    )
+    .await
+    .unwrap();
+    m.set_funding_rates_with(&[("ETHUSDT", 0.1)], WriteOptions::new().ttl(short))
         .await
         .unwrap();
     assert!(m.get_ticker("ETHUSDT").await.unwrap().is_some());

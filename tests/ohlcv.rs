@@ -432,13 +432,23 @@ async fn embedded_series_expires_ttl_after_last_write() {
     let t = support::embedded().await;
     let o = t.cache.ohlcv();
     let ttl = Duration::from_secs(300);
-    o.set_bars_with_ttl("BTCUSDT", Timeframe::H1, &bars(0..3), ttl)
-        .await
-        .unwrap();
+    o.set_bars_with(
+        "BTCUSDT",
+        Timeframe::H1,
+        &bars(0..3),
+        BarWriteOptions::new().ttl(ttl),
+    )
+    .await
+    .unwrap();
     tokio::time::advance(Duration::from_secs(200)).await;
-    o.set_bars_with_ttl("BTCUSDT", Timeframe::H1, &[bar(3)], ttl)
-        .await
-        .unwrap();
+    o.set_bars_with(
+        "BTCUSDT",
+        Timeframe::H1,
+        &[bar(3)],
+        BarWriteOptions::new().ttl(ttl),
+    )
+    .await
+    .unwrap();
     tokio::time::advance(Duration::from_secs(200)).await;
     let alive = o.get_bars("BTCUSDT", Timeframe::H1, 10).await.unwrap();
     assert_eq!(alive.unwrap().len(), 4, "the second write extended the TTL");
@@ -463,11 +473,11 @@ async fn redis_series_expires_ttl_after_last_write() {
         (299_000..=300_000).contains(&pttl),
         "default bar TTL, got {pttl}"
     );
-    o.set_bars_with_ttl(
+    o.set_bars_with(
         "BTCUSDT",
         Timeframe::H1,
         &bars(0..3),
-        Duration::from_millis(150),
+        BarWriteOptions::new().ttl(Duration::from_millis(150)),
     )
     .await
     .unwrap();

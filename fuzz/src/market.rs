@@ -3,7 +3,7 @@
 
 use super::model::*;
 use super::ticker_bits;
-use iftb_cache::{CacheManager, FearGreed, FearGreedClass, Ticker};
+use iftb_cache::{CacheManager, FearGreed, FearGreedClass, Ticker, WriteOptions};
 use std::time::Duration;
 
 const ANALYSIS_TYPES: [&str; 2] = ["sentiment", "bad type"];
@@ -22,7 +22,7 @@ fn ttl_choice(input: &mut Input<'_>, default_ms: u64) -> (Option<Duration>, Opti
     }
 }
 
-/// The classification bands of `check_fear_greed`, written out again.
+/// The classification bands of `FearGreed::validate`, written out again.
 fn fear_greed_ok(fg: &FearGreed) -> bool {
     let band = match fg.classification {
         FearGreedClass::ExtremeFear => 0..=25,
@@ -85,7 +85,10 @@ pub(crate) async fn market_and_llm(
             let (ttl, ttl_ms) = ttl_choice(input, 10_000);
             let set = match ttl {
                 None => m.set_ticker(SYMBOLS[si], &t).await,
-                Some(ttl) => m.set_ticker_with_ttl(SYMBOLS[si], &t, ttl).await,
+                Some(ttl) => {
+                    m.set_ticker_with(SYMBOLS[si], &t, WriteOptions::new().ttl(ttl))
+                        .await
+                }
             };
             let got = outcome(set, |()| Outcome::Done);
             match ttl_ms.filter(|_| valid_ticker(&t)) {
@@ -118,7 +121,10 @@ pub(crate) async fn market_and_llm(
             let (ttl, ttl_ms) = ttl_choice(input, 60_000);
             let set = match ttl {
                 None => m.set_funding_rate(SYMBOLS[si], rate).await,
-                Some(ttl) => m.set_funding_rate_with_ttl(SYMBOLS[si], rate, ttl).await,
+                Some(ttl) => {
+                    m.set_funding_rate_with(SYMBOLS[si], rate, WriteOptions::new().ttl(ttl))
+                        .await
+                }
             };
             let got = outcome(set, |()| Outcome::Done);
             match ttl_ms.filter(|_| valid_symbol(SYMBOLS[si]) && rate.is_finite()) {
@@ -168,7 +174,10 @@ pub(crate) async fn market_and_llm(
             let (ttl, ttl_ms) = ttl_choice(input, 300_000);
             let set = match ttl {
                 None => m.set_fear_greed(&fg).await,
-                Some(ttl) => m.set_fear_greed_with_ttl(&fg, ttl).await,
+                Some(ttl) => {
+                    m.set_fear_greed_with(&fg, WriteOptions::new().ttl(ttl))
+                        .await
+                }
             };
             let got = outcome(set, |()| Outcome::Done);
             match ttl_ms.filter(|_| fear_greed_ok(&fg)) {
@@ -208,7 +217,10 @@ async fn analysis(
     let (ttl, ttl_ms) = ttl_choice(input, 300_000);
     let set = match ttl {
         None => llm.set_analysis(kind, hash, &text).await,
-        Some(ttl) => llm.set_analysis_with_ttl(kind, hash, &text, ttl).await,
+        Some(ttl) => {
+            llm.set_analysis_with(kind, hash, &text, WriteOptions::new().ttl(ttl))
+                .await
+        }
     };
     let got = outcome(set, |()| Outcome::Done);
     match ttl_ms.filter(|_| valid) {

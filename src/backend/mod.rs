@@ -2,13 +2,14 @@
 //!
 //! Key/value: get, mget, set (with TTL), delete, exists. Series: upsert bars,
 //! newest N, time range, latest of many. Redis-specific tricks (pipelines,
-//! scripts) stay in `redis.rs`; `memory.rs` keeps the same semantics in-process.
+//! scripts) stay in `redis.rs` (with `blocks.rs`, the series layout);
+//! `embedded.rs` keeps the same semantics in-process.
 
 mod blocks;
-mod memory;
+mod embedded;
 mod redis;
 
-pub(crate) use self::memory::MemoryBackend;
+pub(crate) use self::embedded::EmbeddedBackend;
 pub(crate) use self::redis::RedisBackend;
 
 use crate::error::Result;
@@ -26,10 +27,21 @@ pub(crate) struct SeriesWrite<'a> {
     pub interval_ms: i64,
 }
 
+/// A window of one series: the records with `from <= ts <= to`, oldest
+/// first, at most `limit`.
+pub(crate) struct SeriesWindow<'a> {
+    pub key: &'a str,
+    pub from: i64,
+    pub to: i64,
+    pub limit: usize,
+    /// The candle interval, as in [`SeriesWrite`].
+    pub interval_ms: i64,
+}
+
 /// The configured backend. An enum rather than a trait object: two variants,
 /// static dispatch, no boxed futures on the hot path.
 pub(crate) enum Backend {
-    Memory(MemoryBackend),
+    Embedded(EmbeddedBackend),
     Redis(RedisBackend),
 }
 
@@ -37,7 +49,7 @@ pub(crate) enum Backend {
 macro_rules! dispatch {
     ($self:ident.$method:ident($($arg:expr),*)) => {
         match $self {
-            Backend::Memory(b) => b.$method($($arg),*),
+            Backend::Embedded(b) => b.$method($($arg),*),
             Backend::Redis(b) => b.$method($($arg),*).await,
         }
     };
@@ -46,7 +58,7 @@ macro_rules! dispatch {
 impl Backend {
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Backend::Memory(_) => "embedded",
+            Backend::Embedded(_) => "embedded",
             Backend::Redis(_) => "redis",
         }
     }
@@ -120,16 +132,9 @@ impl Backend {
         dispatch!(self.series_latest(key))
     }
 
-    /// Records with `from <= ts <= to`, oldest first, at most `limit`, of a
-    /// series of `interval_ms` candles.
-    pub(crate) async fn series_range(
-        &self,
-        key: &str,
-        (from, to): (i64, i64),
-        limit: usize,
-        interval_ms: i64,
-    ) -> Result<Vec<Bytes>> {
-        dispatch!(self.series_range(key, (from, to), limit, interval_ms))
+    /// The records of a window, oldest first.
+    pub(crate) async fn series_range(&self, window: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
+        dispatch!(self.series_range(window))
     }
 
     /// The newest record of each series, in order, in one round trip.

@@ -7,7 +7,7 @@
 //! sees a bar replaced halfway. Reads are single `ZRANGE`s, one round trip.
 
 use super::blocks::{self, UPSERT_LUA};
-use super::SeriesWrite;
+use super::{SeriesWindow, SeriesWrite};
 use crate::codec;
 use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -207,30 +207,24 @@ impl RedisBackend {
         Ok(blocks::newest(&head, 1)?.pop())
     }
 
-    pub(crate) async fn series_range(
-        &self,
-        key: &str,
-        (from, to): (i64, i64),
-        limit: usize,
-        interval_ms: i64,
-    ) -> Result<Vec<Bytes>> {
+    pub(crate) async fn series_range(&self, w: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
         // A bar's block starts at or after the block of `from`, so blocks
         // scored from there up to `to` hold the window.
-        let start = blocks::block_start(from, blocks::span_ms(interval_ms));
+        let start = blocks::block_start(w.from, blocks::span_ms(w.interval_ms));
         let page = |offset, count| {
             redis::cmd("ZRANGE")
-                .arg(key)
+                .arg(w.key)
                 .arg(start)
-                .arg(to)
+                .arg(w.to)
                 .arg("BYSCORE")
                 .arg("LIMIT")
                 .arg(offset)
                 .arg(count)
                 .to_owned()
         };
-        self.paged(limit, page, |fetched| {
-            let records = blocks::window(fetched, from, to, limit)?;
-            Ok((records.len() == limit, records))
+        self.paged(w.limit, page, |fetched| {
+            let records = blocks::window(fetched, w.from, w.to, w.limit)?;
+            Ok((records.len() == w.limit, records))
         })
         .await
     }

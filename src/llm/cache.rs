@@ -2,10 +2,10 @@
 //! pays for one LLM call per input however many callers ask at once.
 
 use super::json::{decode_json, encode_json};
-use crate::client::check_ttl;
 use crate::config::DataType;
 use crate::error::{Error, ErrorKind, Result};
-use crate::manager::Shared;
+use crate::options::{ComputeOptions, WriteOptions};
+use crate::shared::Shared;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -16,46 +16,6 @@ use std::time::Duration;
 /// Bounds a waiter's polling for the value while another process holds the lock.
 const MIN_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(250);
-
-/// Options of [`LlmCache::get_or_compute_with`].
-///
-/// # Examples
-///
-/// ```
-/// use iftb_cache::ComputeOptions;
-/// use std::time::Duration;
-/// let opts = ComputeOptions::new()
-///     .ttl(Duration::from_secs(3_600))
-///     .lock(Duration::from_secs(30)); // longer than the LLM call usually takes
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-#[non_exhaustive]
-pub struct ComputeOptions {
-    ttl: Option<Duration>,
-    lease: Option<Duration>,
-}
-
-impl ComputeOptions {
-    /// The config's LLM TTL, no cross-process lock.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The result expires `ttl` after it is stored (at least 1 ms).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-
-    /// Takes a lock in the backend for at most `lease` (at least 1 ms) while
-    /// computing, so that other processes wait for this one's result instead
-    /// of paying for the same call. Choose a lease longer than the call
-    /// usually takes: past it, a waiter computes too.
-    pub fn lock(mut self, lease: Duration) -> Self {
-        self.lease = Some(lease);
-        self
-    }
-}
 
 /// The LLM analysis cache, from [`CacheManager::llm`](crate::CacheManager::llm).
 ///
@@ -117,16 +77,17 @@ impl<'a> LlmCache<'a> {
         input_hash: &str,
         result: &T,
     ) -> Result<()> {
-        let ttl = self.shared.config.ttl(DataType::Llm);
-        self.set_analysis_with_ttl(analysis_type, input_hash, result, ttl)
+        let options = WriteOptions::new();
+        self.set_analysis_with(analysis_type, input_hash, result, options)
             .await
     }
 
-    /// As [`set_analysis`](Self::set_analysis), expiring after `ttl`.
+    /// As [`set_analysis`](Self::set_analysis), with options: a TTL of its own.
     ///
     /// # Errors
     ///
-    /// As [`set_analysis`](Self::set_analysis); a TTL under 1 ms is invalid input.
+    /// As [`set_analysis`](Self::set_analysis); a TTL under 1 ms or over
+    /// [`MAX_TTL`](crate::MAX_TTL) is invalid input.
     ///
     /// # Examples
     ///
@@ -136,23 +97,24 @@ impl<'a> LlmCache<'a> {
     /// # use iftb_cache::*;
     /// # let cache = CacheManager::connect(CacheConfig::embedded()).await?;
     /// let h = LlmCache::hash_input("BTC daily outlook");
-    /// let ttl = std::time::Duration::from_secs(24 * 3_600);
-    /// cache.llm().set_analysis_with_ttl("outlook", &h, &["range-bound"], ttl).await?;
+    /// let a_day = WriteOptions::new().ttl(std::time::Duration::from_secs(24 * 3_600));
+    /// cache.llm().set_analysis_with("outlook", &h, &["range-bound"], a_day).await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn set_analysis_with_ttl<T: Serialize + ?Sized>(
+    pub async fn set_analysis_with<T: Serialize + ?Sized>(
         &self,
         analysis_type: &str,
         input_hash: &str,
         result: &T,
-        ttl: Duration,
+        options: WriteOptions,
     ) -> Result<()> {
         let key = self.shared.keys.llm(analysis_type, input_hash)?;
-        check_ttl(ttl)?;
+        let ttl = options.ttl_for(&self.shared.config, DataType::Llm)?;
         let value = encode_json(result)?;
-        let stored = self.shared.backend.set(&key, value, Some(ttl)).await;
-        self.shared.observe_write("set_analysis", &key, stored)
+        self.shared
+            .write_value("set_analysis", &key, value, Some(ttl))
+            .await
     }
 
     /// The cached result, deserialized from JSON; `None` when nothing is cached.
@@ -172,16 +134,9 @@ impl<'a> LlmCache<'a> {
         input_hash: &str,
     ) -> Result<Option<T>> {
         let key = self.shared.keys.llm(analysis_type, input_hash)?;
-        let result = self.shared.backend.get(&key).await;
-        let value = self
-            .shared
-            .observe_read("get_analysis", &key, result, || None)?;
-        let decoded = value.map(|v| decode_json(&v)).transpose();
-        let decoded = self
-            .shared
-            .observe_read("get_analysis", &key, decoded, || None)?;
-        self.shared.record_read(&key, decoded.is_some());
-        Ok(decoded)
+        let fetched = self.shared.backend.get(&key).await;
+        self.shared
+            .finish_read("get_analysis", &key, fetched, |v| decode_json(&v))
     }
 
     /// The cached result for `input` (hashed with [`hash_input`](Self::hash_input)),
@@ -278,16 +233,23 @@ impl<'a> LlmCache<'a> {
             .shared
             .keys
             .llm(analysis_type, &Self::hash_input(input))?;
-        let ttl = options.ttl.unwrap_or(self.shared.config.ttl(DataType::Llm));
-        check_ttl(ttl)?;
-        options.lease.map(check_ttl).transpose()?;
+        let ttl = options.ttl_for(&self.shared.config)?;
+        let lease = options.checked_lease()?;
         let cached = self.usable::<T>(&key, true).await?;
         self.shared.record_read(&key, cached.is_some());
         if let Some((_, value)) = cached {
             return Ok(value);
         }
+        // `f` runs only if this caller leads the flight and the value is
+        // still missing then: the future is lazy until `lead` awaits it.
+        let compute = async {
+            let value = f().await.map_err(|e| {
+                Error::new(ErrorKind::Compute, format!("computing {key} failed")).with_source(e)
+            })?;
+            encode_json(&value)
+        };
         let flight = self.shared.flights.join(&key);
-        let lead = || self.lead(&key, ttl, options.lease, f);
+        let lead = || self.lead::<T>(&key, ttl, lease, compute);
         let shared = flight.cell.get_or_init(lead).await.clone();
         drop(flight);
         // `f`'s error is not the cache's: handed out as is, not counted.
@@ -322,31 +284,25 @@ impl<'a> LlmCache<'a> {
     }
 
     /// The one computation of a flight: the value if another flight stored it
-    /// meanwhile, else `f`'s, under the lock when there is a lease.
-    async fn lead<T, F, Fut, E>(
+    /// meanwhile, else `compute`'s, under the lock when there is a lease.
+    async fn lead<T: DeserializeOwned>(
         &self,
         key: &str,
         ttl: Duration,
         lease: Option<Duration>,
-        f: F,
-    ) -> Result<Bytes>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: std::error::Error + Send + Sync + 'static,
-    {
+        compute: impl Future<Output = Result<Bytes>>,
+    ) -> Result<Bytes> {
         let Some(lease) = lease else {
             if let Some((bytes, _)) = self.usable::<T>(key, false).await? {
                 return Ok(bytes);
             }
-            return self.compute_and_store(key, ttl, f).await;
+            return self.compute_and_store(key, ttl, compute).await;
         };
         let lock = Lock::new(key);
         if let Some(stored_meanwhile) = self.lock_or_value::<T>(&lock, lease).await? {
             return Ok(stored_meanwhile);
         }
-        let result = self.compute_and_store(key, ttl, f).await;
+        let result = self.compute_and_store(key, ttl, compute).await;
         self.release(&lock).await;
         result
     }
@@ -396,21 +352,19 @@ impl<'a> LlmCache<'a> {
             .observe_write("llm_unlock", &lock.key, released.await);
     }
 
-    /// Runs `f`, stores its encoded result and returns it.
-    async fn compute_and_store<T, F, Fut, E>(&self, key: &str, ttl: Duration, f: F) -> Result<Bytes>
-    where
-        T: Serialize,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: std::error::Error + Send + Sync + 'static,
-    {
-        let value = f().await.map_err(|e| {
-            Error::new(ErrorKind::Compute, format!("computing {key} failed")).with_source(e)
-        })?;
-        let bytes = encode_json(&value)?;
-        let stored = self.shared.backend.set(key, bytes.clone(), Some(ttl)).await;
+    /// Runs the computation, stores its encoded result and returns it.
+    async fn compute_and_store(
+        &self,
+        key: &str,
+        ttl: Duration,
+        compute: impl Future<Output = Result<Bytes>>,
+    ) -> Result<Bytes> {
+        let bytes = compute.await?;
+        let stored = self
+            .shared
+            .write_value("set_analysis", key, bytes.clone(), Some(ttl));
         // The result was paid for: hand it out even when it could not be stored.
-        let _ = self.shared.observe_write("set_analysis", key, stored);
+        let _ = stored.await;
         Ok(bytes)
     }
 }

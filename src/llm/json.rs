@@ -1,9 +1,9 @@
 //! LLM results as stored bytes: JSON behind the codec header, LZ4-compressed
 //! over [`COMPRESS_THRESHOLD`] when that is smaller.
 
-use crate::client::MAX_VALUE_LEN;
 use crate::codec::{self, Kind};
 use crate::error::{Error, Result};
+use crate::limits::{check_value_len, MAX_VALUE_LEN};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,12 +20,7 @@ pub(super) fn encode_json<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
     let json = serde_json::to_vec(value).map_err(|e| {
         Error::invalid("analysis result cannot be serialized to JSON").with_source(e)
     })?;
-    if json.len() > MAX_VALUE_LEN {
-        return Err(Error::invalid(format!(
-            "analysis result is {} bytes of JSON, over the {MAX_VALUE_LEN}-byte limit",
-            json.len()
-        )));
-    }
+    check_value_len("analysis result JSON", json.len())?;
     if json.len() > COMPRESS_THRESHOLD {
         let block = lz4_flex::block::compress(&json);
         if block.len() + 4 < json.len() {

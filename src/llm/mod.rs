@@ -7,8 +7,8 @@
 //! Kind::JsonCompressed  | JSON length: u32 LE | LZ4 block of the JSON |
 //! ```
 //!
-//! Single flight: the callers of one process that miss on one key share one
-//! `tokio::sync::OnceCell`; the first runs the computation, the others await
+//! Single flight (the crate's `flight` module): the callers of one process
+//! that miss on one key share one `tokio::sync::OnceCell`; the first runs the computation, the others await
 //! its encoded result (or its error). If that caller is cancelled, the next
 //! waiter runs its own computation instead. Across processes, an optional lock
 //! (`SET NX PX`, released by compare-and-delete) at `<value key>:lock` makes
@@ -16,9 +16,7 @@
 //! after its lease, and a waiter then takes it and computes.
 
 mod cache;
-mod flight;
 mod json;
 
-pub use cache::{ComputeOptions, LlmCache};
-pub(crate) use flight::Flights;
+pub use cache::LlmCache;
 pub use json::COMPRESS_THRESHOLD;

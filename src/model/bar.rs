@@ -13,17 +13,10 @@ use crate::error::{Error, Result};
 /// assert!(bar.validate().is_ok());
 /// ```
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    serde::Serialize,
-    serde::Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    serde::Serialize, serde::Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
     /// Open time, unix milliseconds.
     pub timestamp: i64,
@@ -60,15 +53,8 @@ impl Bar {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the bad field.
     pub fn validate(&self) -> Result<()> {
         check_timestamp("bar", self.timestamp)?;
-        for (field, v) in [
-            ("open", self.open),
-            ("high", self.high),
-            ("low", self.low),
-            ("close", self.close),
-            ("volume", self.volume),
-        ] {
-            check_finite("bar", field, v)?;
-        }
+        let values = [self.open, self.high, self.low, self.close, self.volume];
+        check_finite("bar", ["open", "high", "low", "close", "volume"], values)?;
         if self.low > self.high {
             return Err(Error::invalid(format!(
                 "bar at {}: low {} is above high {}",

@@ -1,13 +1,16 @@
-//! The values this cache stores, and the validation every write goes through.
+//! The values this cache stores, and every rule of what a valid one is: the
+//! checks every write applies and every read applies again.
 
 mod bar;
 mod fear_greed;
+mod funding_rate;
 mod symbol;
 mod ticker;
 mod timeframe;
 
 pub use bar::{ArchivedBar, Bar};
 pub use fear_greed::{ArchivedFearGreed, FearGreed, FearGreedClass};
+pub(crate) use funding_rate::validate_funding_rate;
 pub use symbol::{validate_symbol, MAX_SYMBOL_LEN};
 pub use ticker::{ArchivedTicker, Ticker};
 pub use timeframe::Timeframe;
@@ -17,12 +20,38 @@ use crate::error::{Error, Result};
 /// Largest timestamp a bar may carry: Redis scores are doubles, exact up to 2^53.
 pub const MAX_TIMESTAMP_MS: i64 = 1 << 53;
 
+/// A stored value type with the checks every write applies: reads apply them
+/// again, since a value that decodes but that no write accepts is corrupt.
+pub(crate) trait Validated {
+    /// The write checks, as [`Bar::validate`] and its kin.
+    fn check(&self) -> Result<()>;
+}
+
+/// The record types check themselves with their public `validate`.
+macro_rules! validated_by_validate {
+    ($($ty:ty),*) => {$(
+        impl Validated for $ty {
+            fn check(&self) -> Result<()> {
+                self.validate()
+            }
+        }
+    )*};
+}
+
+validated_by_validate!(Bar, Ticker, FearGreed);
+
+/// A bare `f64` record is a funding rate.
+impl Validated for f64 {
+    fn check(&self) -> Result<()> {
+        validate_funding_rate(*self)
+    }
+}
+
 /// Rejects NaN and infinities, which would poison every indicator downstream.
-fn check_finite(what: &str, field: &str, v: f64) -> Result<()> {
-    if v.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!("{what}.{field} is not finite: {v}")))
+fn check_finite<const N: usize>(what: &str, fields: [&str; N], values: [f64; N]) -> Result<()> {
+    match fields.iter().zip(values).find(|(_, v)| !v.is_finite()) {
+        Some((field, v)) => Err(Error::invalid(format!("{what}.{field} is not finite: {v}"))),
+        None => Ok(()),
     }
 }
 

@@ -5,16 +5,10 @@ use crate::error::Result;
 
 /// The 24-hour ticker of one symbol, as exchanges report it.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    serde::Serialize,
-    serde::Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    serde::Serialize, serde::Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 #[rkyv(derive(Debug))]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ticker {
     /// The symbol, such as `BTCUSDT`.
     pub symbol: String,
@@ -46,17 +40,25 @@ impl Ticker {
     pub fn validate(&self) -> Result<()> {
         validate_symbol(&self.symbol)?;
         check_timestamp("ticker", self.timestamp)?;
-        for (field, v) in [
-            ("bid", self.bid),
-            ("ask", self.ask),
-            ("last", self.last),
-            ("volume_24h", self.volume_24h),
-            ("change_24h", self.change_24h),
-            ("high_24h", self.high_24h),
-            ("low_24h", self.low_24h),
-        ] {
-            check_finite("ticker", field, v)?;
-        }
-        Ok(())
+        let names = [
+            "bid",
+            "ask",
+            "last",
+            "volume_24h",
+            "change_24h",
+            "high_24h",
+            "low_24h",
+        ];
+        let t = self;
+        let values = [
+            t.bid,
+            t.ask,
+            t.last,
+            t.volume_24h,
+            t.change_24h,
+            t.high_24h,
+            t.low_24h,
+        ];
+        check_finite("ticker", names, values)
     }
 }

@@ -4,7 +4,7 @@
 //! A new public call is added here, and every suite notices.
 
 use super::{btc_ticker, minute_bars, sample_fear_greed, HASH};
-use iftb_cache::{BarWriteOptions, CacheManager, ComputeOptions, Result, Timeframe};
+use iftb_cache::{BarWriteOptions, CacheManager, ComputeOptions, Result, Timeframe, WriteOptions};
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
@@ -61,7 +61,7 @@ pub struct Call {
     pub run: CallFn,
 }
 
-/// The TTL of the `*_with_ttl` calls.
+/// The TTL of the `*_with` calls.
 const TTL: Duration = Duration::from_secs(60);
 
 /// Every public call that reaches the backend (all but `health_check`, which
@@ -75,12 +75,17 @@ pub fn every_call() -> Vec<Call> {
                 c.ohlcv().set_bars(SYM, TF, &bars).await.map(done)
             })
         }),
-        ("ohlcv.set_bars_with_ttl", Write, |c| {
+        ("ohlcv.set_bars_with", Write, |c| {
             Box::pin(async move {
                 let o = c.ohlcv();
-                o.set_bars_with_ttl(SYM, TF, &minute_bars(3, 1.0), TTL)
-                    .await
-                    .map(done)
+                o.set_bars_with(
+                    SYM,
+                    TF,
+                    &minute_bars(3, 1.0),
+                    BarWriteOptions::new().ttl(TTL),
+                )
+                .await
+                .map(done)
             })
         }),
         ("ohlcv.set_bars_with", Write, |c| {
@@ -155,10 +160,10 @@ pub fn every_call() -> Vec<Call> {
         ("market.set_ticker", Write, |c| {
             Box::pin(async move { c.market().set_ticker(SYM, &btc_ticker()).await.map(done) })
         }),
-        ("market.set_ticker_with_ttl", Write, |c| {
+        ("market.set_ticker_with", Write, |c| {
             Box::pin(async move {
                 let m = c.market();
-                m.set_ticker_with_ttl(SYM, &btc_ticker(), TTL)
+                m.set_ticker_with(SYM, &btc_ticker(), WriteOptions::new().ttl(TTL))
                     .await
                     .map(done)
             })
@@ -166,19 +171,21 @@ pub fn every_call() -> Vec<Call> {
         ("market.set_tickers", Write, |c| {
             Box::pin(async move { c.market().set_tickers(&[btc_ticker()]).await.map(done) })
         }),
-        ("market.set_tickers_with_ttl", Write, |c| {
+        ("market.set_tickers_with", Write, |c| {
             Box::pin(async move {
                 let m = c.market();
-                m.set_tickers_with_ttl(&[btc_ticker()], TTL).await.map(done)
+                m.set_tickers_with(&[btc_ticker()], WriteOptions::new().ttl(TTL))
+                    .await
+                    .map(done)
             })
         }),
         ("market.set_funding_rate", Write, |c| {
             Box::pin(async move { c.market().set_funding_rate(SYM, 0.0001).await.map(done) })
         }),
-        ("market.set_funding_rate_with_ttl", Write, |c| {
+        ("market.set_funding_rate_with", Write, |c| {
             Box::pin(async move {
                 let m = c.market();
-                m.set_funding_rate_with_ttl(SYM, 0.0001, TTL)
+                m.set_funding_rate_with(SYM, 0.0001, WriteOptions::new().ttl(TTL))
                     .await
                     .map(done)
             })
@@ -189,11 +196,13 @@ pub fn every_call() -> Vec<Call> {
                 c.market().set_funding_rates(&rates).await.map(done)
             })
         }),
-        ("market.set_funding_rates_with_ttl", Write, |c| {
+        ("market.set_funding_rates_with", Write, |c| {
             Box::pin(async move {
                 let rates = [(SYM, 0.0001), ("ETHUSDT", -0.0002)];
                 let m = c.market();
-                m.set_funding_rates_with_ttl(&rates, TTL).await.map(done)
+                m.set_funding_rates_with(&rates, WriteOptions::new().ttl(TTL))
+                    .await
+                    .map(done)
             })
         }),
         ("market.set_fear_greed", Write, |c| {
@@ -202,11 +211,13 @@ pub fn every_call() -> Vec<Call> {
                 c.market().set_fear_greed(&reading).await.map(done)
             })
         }),
-        ("market.set_fear_greed_with_ttl", Write, |c| {
+        ("market.set_fear_greed_with", Write, |c| {
             Box::pin(async move {
                 let reading = sample_fear_greed();
                 let m = c.market();
-                m.set_fear_greed_with_ttl(&reading, TTL).await.map(done)
+                m.set_fear_greed_with(&reading, WriteOptions::new().ttl(TTL))
+                    .await
+                    .map(done)
             })
         }),
         ("market.get_ticker", Read, |c| {
@@ -238,11 +249,11 @@ pub fn every_call() -> Vec<Call> {
                     .map(done)
             })
         }),
-        ("llm.set_analysis_with_ttl", Write, |c| {
+        ("llm.set_analysis_with", Write, |c| {
             Box::pin(async move {
                 let doc = serde_json::json!({"sentiment": "bullish"});
                 let llm = c.llm();
-                llm.set_analysis_with_ttl("summary", HASH, &doc, TTL)
+                llm.set_analysis_with("summary", HASH, &doc, WriteOptions::new().ttl(TTL))
                     .await
                     .map(done)
             })

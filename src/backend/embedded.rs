@@ -6,7 +6,7 @@
 //! a shard is over its share of the capacity it evicts the entries closest to
 //! expiry first (Redis' `volatile-ttl`), down to 90% of its share.
 
-use super::SeriesWrite;
+use super::{SeriesWindow, SeriesWrite};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -44,12 +44,12 @@ struct Shard {
     used: usize,
 }
 
-pub(crate) struct MemoryBackend {
+pub(crate) struct EmbeddedBackend {
     shards: Box<[RwLock<Shard>]>,
     shard_capacity: usize,
 }
 
-impl MemoryBackend {
+impl EmbeddedBackend {
     /// A backend holding about `capacity` bytes of keys and values.
     pub(crate) fn new(capacity: usize) -> Self {
         let n = (capacity / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS);
@@ -199,22 +199,14 @@ impl MemoryBackend {
         self.with_series(key, |s| s.values().next_back().cloned())
     }
 
-    /// The interval is Redis' block layout; a BTreeMap needs none.
-    pub(crate) fn series_range(
-        &self,
-        key: &str,
-        (from, to): (i64, i64),
-        limit: usize,
-        _interval_ms: i64,
-    ) -> Result<Vec<Bytes>> {
-        if from > to {
+    /// The interval is for Redis' block layout; a BTreeMap needs none.
+    pub(crate) fn series_range(&self, w: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
+        if w.from > w.to {
             return Ok(Vec::new());
         }
-        self.with_series(key, |s| {
-            s.range(from..=to)
-                .take(limit)
-                .map(|(_, v)| v.clone())
-                .collect()
+        self.with_series(w.key, |s| {
+            let records = s.range(w.from..=w.to).take(w.limit);
+            records.map(|(_, v)| v.clone()).collect()
         })
     }
 
@@ -381,7 +373,7 @@ fn series_entry(series: BTreeMap<i64, Bytes>, expires_at: Option<Instant>, size:
 /// As Redis' `WRONGTYPE`, which the Redis backend reports as a codec error.
 fn wrong_type(key: &str) -> Error {
     Error::new(
-        crate::ErrorKind::Codec,
+        crate::error::ErrorKind::Codec,
         format!("WRONGTYPE: {key} holds another kind of value"),
     )
 }
@@ -409,7 +401,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn values_expire_with_paused_time() {
-        let m = MemoryBackend::new(1 << 20);
+        let m = EmbeddedBackend::new(1 << 20);
         m.set("k", Bytes::from_static(b"v"), Some(Duration::from_secs(10)))
             .unwrap();
         tokio::time::advance(Duration::from_secs(9)).await;
@@ -421,7 +413,7 @@ mod tests {
 
     #[test]
     fn eviction_keeps_the_shard_within_capacity() {
-        let m = MemoryBackend::new(10_000);
+        let m = EmbeddedBackend::new(10_000);
         for i in 0..1_000 {
             let ttl = Duration::from_secs(100 + i);
             m.set(&format!("k{i}"), Bytes::from(vec![0u8; 100]), Some(ttl))
@@ -436,7 +428,7 @@ mod tests {
 
     #[test]
     fn a_series_too_big_for_capacity_is_rejected_and_kept_as_it_was() {
-        let m = MemoryBackend::new(2_000);
+        let m = EmbeddedBackend::new(2_000);
         let one = [(1, Bytes::from(vec![1u8; 52]))];
         m.series_upsert(&write("s", &one, 60)).unwrap();
         let many: Vec<(i64, Bytes)> = (2..100).map(|t| (t, Bytes::from(vec![2u8; 52]))).collect();
@@ -447,7 +439,7 @@ mod tests {
 
     #[test]
     fn series_and_values_do_not_mix() {
-        let m = MemoryBackend::new(1 << 20);
+        let m = EmbeddedBackend::new(1 << 20);
         m.set("v", Bytes::from_static(b"x"), None).unwrap();
         let one = [(1, Bytes::from_static(b"r"))];
         assert!(m.series_upsert(&write("v", &one, 60)).is_err());
@@ -457,7 +449,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn lock_primitives_match_set_nx_px_and_compare_and_delete() {
-        let m = MemoryBackend::new(1 << 20);
+        let m = EmbeddedBackend::new(1 << 20);
         let lease = Duration::from_secs(10);
         assert!(m.set_nx("l", Bytes::from_static(b"a"), lease).unwrap());
         assert!(!m.set_nx("l", Bytes::from_static(b"b"), lease).unwrap());

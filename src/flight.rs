@@ -22,7 +22,7 @@ impl Flights {
     }
 
     /// Joins the flight of `key`, starting one if there is none.
-    pub(super) fn join(&self, key: &str) -> FlightGuard<'_> {
+    pub(crate) fn join(&self, key: &str) -> FlightGuard<'_> {
         let cell = self.lock().entry(key.to_string()).or_default().clone();
         FlightGuard {
             flights: self,
@@ -34,10 +34,10 @@ impl Flights {
 
 /// One caller's place in a flight; the last one out removes the flight, so
 /// that a finished flight (an error above all) is not reused.
-pub(super) struct FlightGuard<'a> {
+pub(crate) struct FlightGuard<'a> {
     flights: &'a Flights,
     key: String,
-    pub(super) cell: Arc<Flight>,
+    pub(crate) cell: Arc<Flight>,
 }
 
 impl Drop for FlightGuard<'_> {

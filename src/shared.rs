@@ -1,0 +1,182 @@
+//! What every typed cache of one manager shares, and the one read path and
+//! one write path they all take: the backend's answer, fail-open handling,
+//! decoding (with the write checks run again), hit/miss counting, events.
+//!
+//! Fail-open rules, written once here: with
+//! [`fail_open`](crate::CacheConfigBuilder::fail_open) on, a read that meets
+//! an unavailable backend or a value it cannot decode answers a miss, and a
+//! write the unavailable backend did not take is dropped; each is counted and
+//! reported by a `cache_fail_open` warning. Bad input is never absorbed.
+
+use crate::backend::Backend;
+use crate::config::CacheConfig;
+use crate::error::{Error, Result};
+use crate::flight::Flights;
+use crate::keys::Keys;
+use crate::stats::Counters;
+use bytes::Bytes;
+use std::time::Duration;
+
+/// The state behind one [`CacheManager`](crate::CacheManager) and its clones.
+pub(crate) struct Shared {
+    pub(crate) backend: Backend,
+    pub(crate) keys: Keys,
+    pub(crate) config: CacheConfig,
+    pub(crate) counters: Counters,
+    /// `LlmCache::get_or_compute` calls in progress, shared by key.
+    pub(crate) flights: Flights,
+}
+
+impl Shared {
+    pub(crate) fn new(backend: Backend, config: CacheConfig) -> Self {
+        Self {
+            backend,
+            keys: Keys::new(config.namespace()),
+            config,
+            counters: Counters::default(),
+            flights: Flights::default(),
+        }
+    }
+
+    /// The read path of one key: the backend's answer, fail-open applied,
+    /// decoded by `decode` (whose codec errors fail open too), counted as a
+    /// hit or a miss.
+    pub(crate) fn finish_read<R, T>(
+        &self,
+        op: &str,
+        key: &str,
+        fetched: Result<Option<R>>,
+        decode: impl FnOnce(R) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let found = self.observe_read(op, key, fetched, || None)?;
+        self.decode_counted(op, key, found, decode)
+    }
+
+    /// The read path of many keys answered in one reply (MGET, a pipeline):
+    /// a failed reply fails the whole call, or reads as all misses in
+    /// fail-open mode; so does a value that cannot be decoded, or it reads
+    /// as a miss of its own key in fail-open mode.
+    pub(crate) fn finish_read_many<R, T>(
+        &self,
+        op: &str,
+        keys: &[String],
+        fetched: Result<Vec<Option<R>>>,
+        decode: impl Fn(R) -> Result<T>,
+    ) -> Result<Vec<Option<T>>> {
+        let misses = || keys.iter().map(|_| None).collect();
+        let values = self.observe_read(op, "", fetched, misses)?;
+        let each = keys.iter().zip(values);
+        each.map(|(key, v)| self.decode_counted(op, key, v, &decode))
+            .collect()
+    }
+
+    fn decode_counted<R, T>(
+        &self,
+        op: &str,
+        key: &str,
+        found: Option<R>,
+        decode: impl FnOnce(R) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let decoded = found.map(decode).transpose();
+        let decoded = self.observe_read(op, key, decoded, || None)?;
+        self.record_read(key, decoded.is_some());
+        Ok(decoded)
+    }
+
+    /// The write path of one value: stores it, expiring after `ttl` (`None`:
+    /// never), fail-open applied.
+    pub(crate) async fn write_value(
+        &self,
+        op: &str,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let result = self.backend.set(key, value, ttl).await;
+        self.observe_write(op, key, result)
+    }
+
+    /// The write path of many values with one TTL, in one round trip.
+    pub(crate) async fn write_values(
+        &self,
+        op: &str,
+        items: &[(String, Bytes)],
+        ttl: Duration,
+    ) -> Result<()> {
+        let result = self.backend.set_many(items, ttl).await;
+        self.observe_write(op, "", result)
+    }
+
+    /// Counts a read and emits `cache_hit` / `cache_miss`.
+    pub(crate) fn record_read(&self, key: &str, hit: bool) {
+        self.counters.hit_or_miss(hit);
+        if hit {
+            tracing::debug!(key, "cache_hit");
+        } else {
+            tracing::debug!(key, "cache_miss");
+        }
+    }
+
+    /// Counts and reports a failed call; bad input is the caller's, not counted.
+    /// For calls that never fail open (health, clearing, lock bookkeeping).
+    pub(crate) fn observe<T>(&self, op: &str, key: &str, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            if !e.is_invalid_input() {
+                self.counters.error(e.is_codec());
+                let backend = self.backend.name();
+                tracing::error!(op, key, backend, error = %e, "redis_{op}_error");
+            }
+        }
+        result
+    }
+
+    /// As [`observe`](Self::observe), for a read: in fail-open mode, an
+    /// unavailable backend or a stored value that cannot be decoded gives
+    /// `miss()` instead. The caller records the miss itself
+    /// ([`record_read`](Self::record_read)), as for any miss.
+    pub(crate) fn observe_read<T>(
+        &self,
+        op: &str,
+        key: &str,
+        result: Result<T>,
+        miss: impl FnOnce() -> T,
+    ) -> Result<T> {
+        match result {
+            Err(e) if self.fails_open(&e, true) => {
+                self.counters.error(e.is_codec());
+                self.counters.fail_open_miss();
+                let backend = self.backend.name();
+                tracing::warn!(op, key, backend, error = %e, outcome = "miss", "cache_fail_open");
+                Ok(miss())
+            }
+            other => self.observe(op, key, other),
+        }
+    }
+
+    /// As [`observe`](Self::observe), for a write: in fail-open mode, a write
+    /// the unavailable backend did not take is dropped and the caller gets
+    /// `T::default()`.
+    pub(crate) fn observe_write<T: Default>(
+        &self,
+        op: &str,
+        key: &str,
+        result: Result<T>,
+    ) -> Result<T> {
+        match result {
+            Err(e) if self.fails_open(&e, false) => {
+                self.counters.error(false);
+                self.counters.fail_open_dropped_write();
+                let backend = self.backend.name();
+                tracing::warn!(op, key, backend, error = %e, outcome = "write_dropped", "cache_fail_open");
+                Ok(T::default())
+            }
+            other => self.observe(op, key, other),
+        }
+    }
+
+    /// True when fail-open mode is on and `e` is one it absorbs: the backend
+    /// is unavailable, or (for reads) a stored value cannot be decoded.
+    fn fails_open(&self, e: &Error, read: bool) -> bool {
+        self.config.fail_open() && (e.is_unavailable() || (read && e.is_codec()))
+    }
+}

@@ -54,7 +54,8 @@ impl Bar {
     pub fn validate(&self) -> Result<()> {
         check_timestamp("bar", self.timestamp)?;
         let values = [self.open, self.high, self.low, self.close, self.volume];
-        check_finite("bar", ["open", "high", "low", "close", "volume"], values)?;
+        let names = ["open", "high", "low", "close", "volume"];
+        check_finite("bar", names.into_iter().zip(values))?;
         if self.low > self.high {
             return Err(Error::invalid(format!(
                 "bar at {}: low {} is above high {}",

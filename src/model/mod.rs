@@ -48,8 +48,8 @@ impl Validated for f64 {
 }
 
 /// Rejects NaN and infinities, which would poison every indicator downstream.
-fn check_finite<const N: usize>(what: &str, fields: [&str; N], values: [f64; N]) -> Result<()> {
-    match fields.iter().zip(values).find(|(_, v)| !v.is_finite()) {
+fn check_finite<'a>(what: &str, fields: impl IntoIterator<Item = (&'a str, f64)>) -> Result<()> {
+    match fields.into_iter().find(|(_, v)| !v.is_finite()) {
         Some((field, v)) => Err(Error::invalid(format!("{what}.{field} is not finite: {v}"))),
         None => Ok(()),
     }

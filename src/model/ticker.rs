@@ -40,25 +40,15 @@ impl Ticker {
     pub fn validate(&self) -> Result<()> {
         validate_symbol(&self.symbol)?;
         check_timestamp("ticker", self.timestamp)?;
-        let names = [
-            "bid",
-            "ask",
-            "last",
-            "volume_24h",
-            "change_24h",
-            "high_24h",
-            "low_24h",
+        let fields = [
+            ("bid", self.bid),
+            ("ask", self.ask),
+            ("last", self.last),
+            ("volume_24h", self.volume_24h),
+            ("change_24h", self.change_24h),
+            ("high_24h", self.high_24h),
+            ("low_24h", self.low_24h),
         ];
-        let t = self;
-        let values = [
-            t.bid,
-            t.ask,
-            t.last,
-            t.volume_24h,
-            t.change_24h,
-            t.high_24h,
-            t.low_24h,
-        ];
-        check_finite("ticker", names, values)
+        check_finite("ticker", fields)
     }
 }

@@ -136,10 +136,6 @@ rejects! {
         set_bars_with_rejects_a_ttl_too_long_to_represent:
             |t| t.cache.ohlcv().set_bars_with("BTCUSDT", TF, &[sample_bar()], BarWriteOptions::new().ttl(Duration::MAX));
     }
-    "ohlcv.set_bars_with" {
-        set_bars_with_rejects_a_zero_ttl_in_its_options: |t| t.cache.ohlcv().set_bars_with(
-            "BTCUSDT", TF, &[sample_bar()], BarWriteOptions::new().ttl(Duration::ZERO));
-    }
     "ohlcv.get_bars" {
         get_bars_rejects_a_bad_symbol: |t| t.cache.ohlcv().get_bars("BTC:USDT", TF, 10);
         get_bars_rejects_a_zero_limit: |t| t.cache.ohlcv().get_bars("BTCUSDT", TF, 0);

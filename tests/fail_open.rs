@@ -20,7 +20,8 @@ use support::{
     sample_bar, seed, Op, Ran, RedisServer, HASH, RESPONSE, SYM,
 };
 
-/// The timeframe of the series here: `SERIES_KEY` is its key.
+/// The timeframe of the planted series: `SERIES_KEY` is its key. The tests
+/// that run the shared call list use its series, `support::TF`.
 const TF: Timeframe = Timeframe::H1;
 
 /// A computation that counts its calls and answers `answer`.
@@ -80,8 +81,12 @@ async fn fail_open_reads_miss_and_writes_drop_while_redis_is_down() {
     // Back up: the same manager writes and reads for real again.
     server.restart();
     let bars = minute_bars(3, 7.0);
-    cache.ohlcv().set_bars(SYM, TF, &bars).await.unwrap();
-    let newest = cache.ohlcv().get_bars(SYM, TF, 3).await.unwrap();
+    cache
+        .ohlcv()
+        .set_bars(SYM, support::TF, &bars)
+        .await
+        .unwrap();
+    let newest = cache.ohlcv().get_bars(SYM, support::TF, 3).await.unwrap();
     assert_eq!(newest.unwrap()[0], bars[2]);
     assert_eq!(cache.stats().fail_open_misses, stats.fail_open_misses);
 }
@@ -112,7 +117,11 @@ async fn fail_open_is_off_by_default_and_errors_come_back() {
     .await
     .unwrap();
     server.kill();
-    let err: Error = cache.ohlcv().get_bars(SYM, TF, 1).await.unwrap_err();
+    let err: Error = cache
+        .ohlcv()
+        .get_bars(SYM, support::TF, 1)
+        .await
+        .unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     let err = cache.client().set("k", "v", None).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");

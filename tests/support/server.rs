@@ -10,6 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The argument that stands for the server's port in `args`.
+const PORT: &str = "{port}";
+
+/// Ports tried before giving up, when other tests keep taking them.
+const PORT_ATTEMPTS: usize = 5;
+
+/// How a start ended, when it did not panic.
+enum Started {
+    Ready,
+    PortTaken,
+}
+
 /// A running `redis-server` child process.
 pub struct RedisServer {
     child: Option<Child>,
@@ -27,15 +39,14 @@ impl RedisServer {
     /// A server with extra `redis-server` arguments, such as
     /// `["--requirepass", "secret"]` or `["--maxmemory", "2mb"]`.
     pub fn start_with(extra: &[&str]) -> Self {
-        Self::launch(free_port(), extra.iter().map(|s| s.to_string()).collect())
+        Self::launch(extra.iter().map(|s| s.to_string()).collect())
     }
 
     /// A server speaking TLS only, on its port, with PEM files: its
     /// certificate and key, and the CA that signed them. Use [`tls_url`](Self::tls_url).
     pub fn start_tls(cert: &Path, key: &Path, ca: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
         let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
-        let mut args: Vec<String> = ["--port", "0", "--tls-port", &port.to_string()]
+        let mut args: Vec<String> = ["--port", "0", "--tls-port", PORT]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -48,19 +59,30 @@ impl RedisServer {
         }
         args.extend(["--tls-auth-clients".into(), "no".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::launch(port, args)
+        Self::launch(args)
     }
 
-    fn launch(port: u16, args: Vec<String>) -> Self {
+    /// Starts a server on a free port. The port is free when the OS hands it
+    /// out, but another test may bind it before this server does: then the
+    /// server exits with "Address already in use", and a new port is tried.
+    fn launch(args: Vec<String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for redis-server");
         let mut server = Self {
             child: None,
-            port,
+            port: free_port(),
             dir,
             args,
         };
-        server.spawn();
-        server
+        for _ in 0..PORT_ATTEMPTS {
+            match server.try_spawn() {
+                Started::Ready => return server,
+                Started::PortTaken => server.port = free_port(),
+            }
+        }
+        panic!(
+            "no free port after {PORT_ATTEMPTS} attempts\n{}",
+            server.log()
+        );
     }
 
     /// The directory the server runs in (its log is there).
@@ -72,8 +94,11 @@ impl RedisServer {
         self.dir.path().join("redis.log")
     }
 
-    fn spawn(&mut self) {
+    /// Starts the server on its port; panics unless it comes up, or its port
+    /// was taken.
+    fn try_spawn(&mut self) -> Started {
         let port = self.port.to_string();
+        let args = self.args.iter().map(|a| if a == PORT { &port } else { a });
         let mut cmd = Command::new("redis-server");
         cmd.args([
             "--port",
@@ -90,7 +115,7 @@ impl RedisServer {
             self.log_path().to_str().expect("utf-8 temp path"),
         ])
         .args(["--dir", self.dir.path().to_str().expect("utf-8 temp path")])
-        .args(&self.args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -102,11 +127,21 @@ impl RedisServer {
             ),
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
+        let readied_before = self.times_ready();
         self.child = Some(child);
-        self.wait_until_ready();
+        self.wait_until_ready(readied_before)
     }
 
-    fn wait_until_ready(&mut self) {
+    /// How often this server's own log says it has bound its port (Redis
+    /// logs "Server initialized" once it listens, before loading any data).
+    /// A connection alone could reach another test's server that holds the
+    /// port this one failed to bind.
+    fn times_ready(&self) -> usize {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        log.matches("Server initialized").count()
+    }
+
+    fn wait_until_ready(&mut self, readied_before: usize) -> Started {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Some(status) = self
@@ -118,10 +153,15 @@ impl RedisServer {
                 if let Some(mut e) = self.child.as_mut().and_then(|c| c.stderr.take()) {
                     let _ = e.read_to_string(&mut err);
                 }
+                self.child = None;
+                if self.log().contains("Address already in use") {
+                    return Started::PortTaken;
+                }
                 panic!("redis-server exited with {status}: {err}\n{}", self.log());
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            let listening = TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            if listening && self.times_ready() > readied_before {
+                return Started::Ready;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -258,7 +298,13 @@ impl RedisServer {
     /// Starts the server again on the same port (after [`kill`](Self::kill)).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Started::PortTaken = self.try_spawn() {
+            panic!(
+                "port {} was taken while the server was down\n{}",
+                self.port,
+                self.log()
+            );
+        }
     }
 
     /// SIGSTOP: the server stays connected but answers nothing.

@@ -119,6 +119,8 @@ impl RedisServer {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+        // Counted before the server starts: it logs within a millisecond.
+        let readied_before = self.times_ready();
         let child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -127,7 +129,6 @@ impl RedisServer {
             ),
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
-        let readied_before = self.times_ready();
         self.child = Some(child);
         self.wait_until_ready(readied_before)
     }

@@ -41,6 +41,7 @@ impl Shared {
     /// The read path of one key: the backend's answer, fail-open applied,
     /// decoded by `decode` (whose codec errors fail open too), counted as a
     /// hit or a miss.
+    #[inline]
     pub(crate) fn finish_read<R, T>(
         &self,
         op: &str,
@@ -70,6 +71,7 @@ impl Shared {
             .collect()
     }
 
+    #[inline]
     fn decode_counted<R, T>(
         &self,
         op: &str,
@@ -108,6 +110,7 @@ impl Shared {
     }
 
     /// Counts a read and emits `cache_hit` / `cache_miss`.
+    #[inline]
     pub(crate) fn record_read(&self, key: &str, hit: bool) {
         self.counters.hit_or_miss(hit);
         if hit {
@@ -119,13 +122,10 @@ impl Shared {
 
     /// Counts and reports a failed call; bad input is the caller's, not counted.
     /// For calls that never fail open (health, clearing, lock bookkeeping).
+    #[inline]
     pub(crate) fn observe<T>(&self, op: &str, key: &str, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
-            if !e.is_invalid_input() {
-                self.counters.error(e.is_codec());
-                let backend = self.backend.name();
-                tracing::error!(op, key, backend, error = %e, "redis_{op}_error");
-            }
+            self.report(op, key, e);
         }
         result
     }
@@ -134,6 +134,7 @@ impl Shared {
     /// unavailable backend or a stored value that cannot be decoded gives
     /// `miss()` instead. The caller records the miss itself
     /// ([`record_read`](Self::record_read)), as for any miss.
+    #[inline]
     pub(crate) fn observe_read<T>(
         &self,
         op: &str,
@@ -142,20 +143,15 @@ impl Shared {
         miss: impl FnOnce() -> T,
     ) -> Result<T> {
         match result {
-            Err(e) if self.fails_open(&e, true) => {
-                self.counters.error(e.is_codec());
-                self.counters.fail_open_miss();
-                let backend = self.backend.name();
-                tracing::warn!(op, key, backend, error = %e, outcome = "miss", "cache_fail_open");
-                Ok(miss())
-            }
-            other => self.observe(op, key, other),
+            Ok(value) => Ok(value),
+            Err(e) => self.read_failed(op, key, e).map(|()| miss()),
         }
     }
 
     /// As [`observe`](Self::observe), for a write: in fail-open mode, a write
     /// the unavailable backend did not take is dropped and the caller gets
     /// `T::default()`.
+    #[inline]
     pub(crate) fn observe_write<T: Default>(
         &self,
         op: &str,
@@ -163,15 +159,50 @@ impl Shared {
         result: Result<T>,
     ) -> Result<T> {
         match result {
-            Err(e) if self.fails_open(&e, false) => {
-                self.counters.error(false);
-                self.counters.fail_open_dropped_write();
-                let backend = self.backend.name();
-                tracing::warn!(op, key, backend, error = %e, outcome = "write_dropped", "cache_fail_open");
-                Ok(T::default())
-            }
-            other => self.observe(op, key, other),
+            Ok(value) => Ok(value),
+            Err(e) => self.write_failed(op, key, e).map(|()| T::default()),
         }
+    }
+
+    // The failure paths, out of line: the hot path of every call is the
+    // `Ok` arm above, and it should cost a branch, not a move of the value
+    // through code that formats events.
+
+    #[cold]
+    fn report(&self, op: &str, key: &str, e: &Error) {
+        if !e.is_invalid_input() {
+            self.counters.error(e.is_codec());
+            let backend = self.backend.name();
+            tracing::error!(op, key, backend, error = %e, "redis_{op}_error");
+        }
+    }
+
+    /// `Ok(())` when fail-open mode absorbs the failed read as a miss.
+    #[cold]
+    fn read_failed(&self, op: &str, key: &str, e: Error) -> Result<()> {
+        if !self.fails_open(&e, true) {
+            self.report(op, key, &e);
+            return Err(e);
+        }
+        self.counters.error(e.is_codec());
+        self.counters.fail_open_miss();
+        let backend = self.backend.name();
+        tracing::warn!(op, key, backend, error = %e, outcome = "miss", "cache_fail_open");
+        Ok(())
+    }
+
+    /// `Ok(())` when fail-open mode drops the failed write.
+    #[cold]
+    fn write_failed(&self, op: &str, key: &str, e: Error) -> Result<()> {
+        if !self.fails_open(&e, false) {
+            self.report(op, key, &e);
+            return Err(e);
+        }
+        self.counters.error(false);
+        self.counters.fail_open_dropped_write();
+        let backend = self.backend.name();
+        tracing::warn!(op, key, backend, error = %e, outcome = "write_dropped", "cache_fail_open");
+        Ok(())
     }
 
     /// True when fail-open mode is on and `e` is one it absorbs: the backend

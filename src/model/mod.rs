@@ -49,10 +49,18 @@ impl Validated for f64 {
 
 /// Rejects NaN and infinities, which would poison every indicator downstream.
 fn check_finite<'a>(what: &str, fields: impl IntoIterator<Item = (&'a str, f64)>) -> Result<()> {
-    match fields.into_iter().find(|(_, v)| !v.is_finite()) {
-        Some((field, v)) => Err(Error::invalid(format!("{what}.{field} is not finite: {v}"))),
-        None => Ok(()),
+    for (field, v) in fields {
+        if !v.is_finite() {
+            return Err(not_finite(what, field, v));
+        }
     }
+    Ok(())
+}
+
+/// Out of line: every read runs the checks, and almost none fails them.
+#[cold]
+fn not_finite(what: &str, field: &str, v: f64) -> Error {
+    Error::invalid(format!("{what}.{field} is not finite: {v}"))
 }
 
 /// Timestamps are unix milliseconds in `0..=2^53`.

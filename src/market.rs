@@ -9,6 +9,7 @@ use crate::limits::check_batch;
 use crate::model::{validate_funding_rate, FearGreed, Ticker};
 use crate::options::WriteOptions;
 use crate::shared::Shared;
+use bytes::Bytes;
 
 /// The market data cache, from [`CacheManager::market`](crate::CacheManager::market).
 ///
@@ -154,16 +155,11 @@ impl<'a> MarketDataCache<'a> {
     pub async fn set_tickers_with(&self, tickers: &[Ticker], options: WriteOptions) -> Result<()> {
         check_batch(tickers.len())?;
         let ttl = options.ttl_for(&self.shared.config, DataType::Ticker)?;
-        let items = tickers
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let key = self.shared.keys.ticker(&t.symbol);
-                let valid = key.and_then(|key| t.validate().map(|()| key));
-                let key = valid.map_err(|e| Error::invalid(format!("tickers[{i}]: {e}")))?;
-                Ok((key, codec::encode(t)))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let items = batch_entries("tickers", tickers, |t| {
+            let key = self.shared.keys.ticker(&t.symbol)?;
+            t.validate()?;
+            Ok((key, codec::encode(t)))
+        })?;
         self.shared.write_values("set_tickers", &items, ttl).await
     }
 
@@ -290,16 +286,11 @@ impl<'a> MarketDataCache<'a> {
     ) -> Result<()> {
         check_batch(rates.len())?;
         let ttl = options.ttl_for(&self.shared.config, DataType::FundingRate)?;
-        let items = rates
-            .iter()
-            .enumerate()
-            .map(|(i, (symbol, rate))| {
-                let key = self.shared.keys.funding(symbol.as_ref());
-                let valid = key.and_then(|key| validate_funding_rate(*rate).map(|()| key));
-                let key = valid.map_err(|e| Error::invalid(format!("rates[{i}]: {e}")))?;
-                Ok((key, codec::encode(rate)))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let items = batch_entries("rates", rates, |(symbol, rate)| {
+            let key = self.shared.keys.funding(symbol.as_ref())?;
+            validate_funding_rate(*rate)?;
+            Ok((key, codec::encode(rate)))
+        })?;
         self.shared
             .write_values("set_funding_rates", &items, ttl)
             .await
@@ -410,4 +401,18 @@ impl<'a> MarketDataCache<'a> {
         self.shared
             .finish_read_many(op, keys, fetched, |v| T::decode_valid(&v))
     }
+}
+
+/// The entries of a batch write, each checked by `entry` before anything is
+/// sent; the first bad one fails the call, named by its index in `what`.
+fn batch_entries<I>(
+    what: &str,
+    items: &[I],
+    entry: impl Fn(&I) -> Result<(String, Bytes)>,
+) -> Result<Vec<(String, Bytes)>> {
+    let checked = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| entry(item).map_err(|e| Error::invalid(format!("{what}[{i}]: {e}"))));
+    checked.collect()
 }

@@ -8,8 +8,8 @@
 //! ```
 //!
 //! Single flight (the crate's `flight` module): the callers of one process
-//! that miss on one key share one `tokio::sync::OnceCell`; the first runs the computation, the others await
-//! its encoded result (or its error). If that caller is cancelled, the next
+//! that miss on one key share one `tokio::sync::OnceCell`; the first runs
+//! the computation, the others await its encoded result (or its error). If that caller is cancelled, the next
 //! waiter runs its own computation instead. Across processes, an optional lock
 //! (`SET NX PX`, released by compare-and-delete) at `<value key>:lock` makes
 //! the other processes poll for the value; a lock whose holder died expires

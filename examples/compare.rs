@@ -240,7 +240,7 @@ async fn memory_per_bar(b: &Bench) -> Res<(f64, f64, f64)> {
         .set_bars_with("MEMUSDT", TF, &bars, BarWriteOptions::new().ttl(TTL))
         .await?;
     let m1 = b.used_memory().await?;
-    let key = format!("iftb:ohlcv:{{MEMUSDT:{TF}}}");
+    let key = format!("iftb:v2:ohlcv:{{MEMUSDT:{TF}}}");
     let usage: i64 = b
         .admin(
             redis::cmd("MEMORY")

@@ -5,6 +5,11 @@
 //! | "IF" | kind | version | rkyv archive (little-endian, unaligned, 32-bit offsets) |
 //! ```
 //!
+//! A series stores its bars as *runs* ([`Kind::BarRun`]): one header, then
+//! the archived bars back to back, [`ARCHIVED_BAR_LEN`] bytes each, oldest
+//! first. Its head ([`Kind::SeriesHead`]) is one header, the newest archived
+//! bar and the series' bar count (`u64`, little-endian).
+//!
 //! Bytes read back are untrusted (another program, an older build or a bit flip
 //! may have written them): they go through the header check and rkyv's validated
 //! [`access`](rkyv::access), never `access_unchecked`. Any mismatch is an
@@ -31,7 +36,11 @@ use rkyv::ser::allocator::ArenaHandle;
 
 /// The format version every value is written with. Bump it, with a test, when
 /// what the bytes mean changes (a field, a type, an rkyv format feature).
-pub const FORMAT_VERSION: u8 = 1;
+///
+/// Version 2 (series v2): bars of a series are stored as headed runs of
+/// archived bars and a head; keys carry the version (`{ns}:v2:..`), so that a
+/// version-1 process beside this one reads misses, not codec errors.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Magic bytes at the start of every value this crate writes.
 pub const MAGIC: [u8; 2] = *b"IF";
@@ -57,6 +66,10 @@ pub enum Kind {
     Json = 5,
     /// A JSON document, compressed.
     JsonCompressed = 6,
+    /// A run of consecutive bars of one series (a sorted-set member).
+    BarRun = 7,
+    /// The head of a series: its newest bar and its bar count.
+    SeriesHead = 8,
 }
 
 /// A value type with an rkyv archive and a [`Kind`] of its own.
@@ -102,8 +115,14 @@ record!(Ticker, Kind::Ticker, None);
 record!(FearGreed, Kind::FearGreed, None);
 record!(f64, Kind::FundingRate, Some(8));
 
+/// Length in bytes of one archived bar, without a header: what a run holds per bar.
+pub const ARCHIVED_BAR_LEN: usize = std::mem::size_of::<crate::model::ArchivedBar>();
+
 /// Length in bytes of one encoded bar (header included).
-pub const BAR_LEN: usize = HEADER_LEN + std::mem::size_of::<crate::model::ArchivedBar>();
+pub const BAR_LEN: usize = HEADER_LEN + ARCHIVED_BAR_LEN;
+
+/// Length in bytes of a series head: header, newest bar, bar count.
+pub const SERIES_HEAD_LEN: usize = HEADER_LEN + ARCHIVED_BAR_LEN + 8;
 
 /// The open time of an encoded bar, read straight from its record (the
 /// timestamp is the archive's first field): for filtering without decoding.
@@ -118,8 +137,7 @@ pub fn bar_timestamp(record: &[u8]) -> Result<i64> {
 /// Writes the header of `kind` into an empty buffer with room for `payload` bytes.
 pub(crate) fn header(kind: Kind, payload: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&[kind as u8, FORMAT_VERSION]);
+    out.extend_from_slice(&header_bytes(kind));
     out
 }
 
@@ -157,6 +175,8 @@ fn kind_from_byte(b: u8) -> Result<Kind> {
         4 => Kind::FundingRate,
         5 => Kind::Json,
         6 => Kind::JsonCompressed,
+        7 => Kind::BarRun,
+        8 => Kind::SeriesHead,
         other => return Err(Error::codec(format!("unknown value kind {other}"))),
     })
 }
@@ -199,8 +219,7 @@ fn unreachable_encode(e: rancor::Error) -> ! {
 pub fn encode_bars(bars: &[Bar]) -> Vec<Bytes> {
     let mut buf = Vec::with_capacity(bars.len() * BAR_LEN);
     for bar in bars {
-        buf.extend_from_slice(&MAGIC);
-        buf.extend_from_slice(&[Kind::Bar as u8, FORMAT_VERSION]);
+        buf.extend_from_slice(&header_bytes(Kind::Bar));
         // Unaligned archives need no padding: each record is exactly BAR_LEN.
         buf = match rkyv::api::high::to_bytes_in::<_, rancor::Error>(bar, buf) {
             Ok(buf) => buf,
@@ -212,6 +231,106 @@ pub fn encode_bars(bars: &[Bar]) -> Vec<Bytes> {
     (0..bars.len())
         .map(|i| all.slice(i * BAR_LEN..(i + 1) * BAR_LEN))
         .collect()
+}
+
+/// The archived bars back to back, no header: what the backends store per bar
+/// and what the series script packs into runs.
+pub(crate) fn archive_bars(bars: &[Bar]) -> Bytes {
+    let mut buf = Vec::with_capacity(bars.len() * ARCHIVED_BAR_LEN);
+    for bar in bars {
+        buf = match rkyv::api::high::to_bytes_in::<_, rancor::Error>(bar, buf) {
+            Ok(buf) => buf,
+            Err(e) => unreachable_encode(e),
+        };
+    }
+    debug_assert_eq!(buf.len(), bars.len() * ARCHIVED_BAR_LEN);
+    buf.into()
+}
+
+/// The header every stored value of `kind` starts with.
+pub(crate) fn header_bytes(kind: Kind) -> [u8; HEADER_LEN] {
+    [MAGIC[0], MAGIC[1], kind as u8, FORMAT_VERSION]
+}
+
+/// Encodes bars, oldest first, as one run: the value a series member holds.
+///
+/// # Examples
+///
+/// ```
+/// use iftb_cache::{codec, Bar};
+/// let bars = [Bar::new(0, 1.0, 2.0, 0.5, 1.5, 1.0), Bar::new(60_000, 1.5, 2.0, 1.0, 1.2, 2.0)];
+/// let run = codec::encode_bar_run(&bars);
+/// assert_eq!(run.len(), codec::HEADER_LEN + 2 * codec::ARCHIVED_BAR_LEN);
+/// assert_eq!(codec::decode_bar_run(&run)?, bars);
+/// # Ok::<(), iftb_cache::Error>(())
+/// ```
+pub fn encode_bar_run(bars: &[Bar]) -> Bytes {
+    let mut out = header(Kind::BarRun, bars.len() * ARCHIVED_BAR_LEN);
+    out.extend_from_slice(&archive_bars(bars));
+    out.into()
+}
+
+/// Checks a run's header and length and returns its archived bars, each
+/// [`ARCHIVED_BAR_LEN`] bytes, not yet validated one by one.
+pub(crate) fn run_bars(run: &[u8]) -> Result<&[u8]> {
+    let bars = payload(Kind::BarRun, run)?;
+    if bars.is_empty() || !bars.len().is_multiple_of(ARCHIVED_BAR_LEN) {
+        return Err(Error::codec(format!(
+            "bar run of {} bytes is not whole {ARCHIVED_BAR_LEN}-byte bars",
+            bars.len()
+        )));
+    }
+    Ok(bars)
+}
+
+/// Validates a run and every bar in it, and copies the bars out, oldest first.
+///
+/// # Errors
+///
+/// [`ErrorKind::Codec`](crate::ErrorKind::Codec) for a value that is not a
+/// whole run of valid bars in strictly increasing time order.
+pub fn decode_bar_run(run: &[u8]) -> Result<Vec<Bar>> {
+    let mut out: Vec<Bar> = Vec::new();
+    for bar in run_bars(run)?.chunks_exact(ARCHIVED_BAR_LEN) {
+        let bar = access_valid_archived_bar(bar)?.to_bar();
+        if out
+            .last()
+            .is_some_and(|last| last.timestamp >= bar.timestamp)
+        {
+            return Err(Error::codec(
+                "bar run is not in strictly increasing time order",
+            ));
+        }
+        out.push(bar);
+    }
+    Ok(out)
+}
+
+/// Checks a series head and returns its newest archived bar (not yet validated).
+pub(crate) fn head_bar(head: &[u8]) -> Result<&[u8]> {
+    let rest = payload(Kind::SeriesHead, head)?;
+    if head.len() != SERIES_HEAD_LEN {
+        return Err(Error::codec(format!(
+            "series head is {} bytes, expected {SERIES_HEAD_LEN}",
+            head.len()
+        )));
+    }
+    Ok(&rest[..ARCHIVED_BAR_LEN])
+}
+
+/// An archived bar without a header (a run's element), validated as an
+/// archive and as a bar, read in place.
+pub(crate) fn access_valid_archived_bar(bytes: &[u8]) -> Result<&ArchivedBar> {
+    if bytes.len() != ARCHIVED_BAR_LEN {
+        return Err(Error::codec(format!(
+            "archived bar is {} bytes, expected {ARCHIVED_BAR_LEN}",
+            bytes.len()
+        )));
+    }
+    let bar = rkyv::access::<ArchivedBar, rancor::Error>(bytes)
+        .map_err(|e| Error::codec(format!("Bar archive is invalid: {e}")))?;
+    bar.to_bar().validate().map_err(|e| corrupt(Kind::Bar, e))?;
+    Ok(bar)
 }
 
 /// Validates `bytes` and returns a zero-copy view of the archived value.
@@ -272,13 +391,6 @@ where
         value.check().map_err(|e| corrupt(R::KIND, e))?;
         Ok(value)
     }
-}
-
-/// A stored bar record, checked as a record and as a bar, read in place.
-pub(crate) fn access_valid_bar(record: &[u8]) -> Result<&ArchivedBar> {
-    let bar = access::<Bar>(record)?;
-    bar.to_bar().validate().map_err(|e| corrupt(Kind::Bar, e))?;
-    Ok(bar)
 }
 
 fn corrupt(kind: Kind, e: Error) -> Error {
@@ -354,16 +466,49 @@ mod tests {
         assert!(err.to_string().contains("not an iftb-cache value"), "{err}");
     }
 
-    #[test]
-    fn version_one_layout_is_pinned() {
-        // A format change must bump FORMAT_VERSION: this pins version 1's bytes.
-        let bytes = encode(&Bar::new(1, 2.0, 3.0, 1.0, 2.5, 4.0));
-        let mut expected = vec![b'I', b'F', 1, 1];
-        expected.extend_from_slice(&1i64.to_le_bytes());
-        for v in [2.0f64, 3.0, 1.0, 2.5, 4.0] {
-            expected.extend_from_slice(&v.to_le_bytes());
+    fn archived(ts: i64, prices: [f64; 5]) -> Vec<u8> {
+        let mut out = ts.to_le_bytes().to_vec();
+        for v in prices {
+            out.extend_from_slice(&v.to_le_bytes());
         }
-        assert_eq!(FORMAT_VERSION, 1);
-        assert_eq!(&bytes[..], &expected[..]);
+        out
+    }
+
+    #[test]
+    fn version_two_layout_is_pinned() {
+        // A format change must bump FORMAT_VERSION: this pins version 2's bytes.
+        assert_eq!(FORMAT_VERSION, 2);
+        let bar = Bar::new(1, 2.0, 3.0, 1.0, 2.5, 4.0);
+        let mut expected = vec![b'I', b'F', 1, 2];
+        expected.extend(archived(1, [2.0, 3.0, 1.0, 2.5, 4.0]));
+        assert_eq!(&encode(&bar)[..], &expected[..]);
+
+        let next = Bar::new(7, 2.5, 3.0, 2.0, 2.0, 1.0);
+        let mut run = vec![b'I', b'F', 7, 2];
+        run.extend(archived(1, [2.0, 3.0, 1.0, 2.5, 4.0]));
+        run.extend(archived(7, [2.5, 3.0, 2.0, 2.0, 1.0]));
+        assert_eq!(&encode_bar_run(&[bar, next])[..], &run[..]);
+        assert_eq!(header_bytes(Kind::SeriesHead), [b'I', b'F', 8, 2]);
+        assert_eq!(SERIES_HEAD_LEN, 60);
+        assert_eq!(crate::keys::VERSION, format!("v{FORMAT_VERSION}"));
+    }
+
+    #[test]
+    fn runs_round_trip_and_reject_what_no_write_makes() {
+        let bars: Vec<Bar> = (0..3)
+            .map(|i| Bar::new(i * 60, 1.0, 2.0, 0.5, 1.5, 1.0))
+            .collect();
+        let run = encode_bar_run(&bars);
+        assert_eq!(decode_bar_run(&run).unwrap(), bars);
+        assert!(decode_bar_run(&run[..run.len() - 1])
+            .unwrap_err()
+            .is_codec());
+        assert!(decode_bar_run(&encode_bar_run(&[])).unwrap_err().is_codec());
+        let backwards = encode_bar_run(&[bars[1], bars[0]]);
+        assert!(decode_bar_run(&backwards).unwrap_err().is_codec());
+        let mut v1 = run.to_vec();
+        v1[3] = 1;
+        assert!(decode_bar_run(&v1).unwrap_err().is_codec());
+        assert!(decode_bar_run(&encode(&bars[0])).unwrap_err().is_codec());
     }
 }

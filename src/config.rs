@@ -1,7 +1,7 @@
 //! Configuration: which backend, the key namespace, TTL defaults and timeouts.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::limits::ttl_in_range;
+use crate::limits::{timeout_in_range, ttl_in_range};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use std::collections::HashMap;
 use std::fmt;
@@ -175,6 +175,31 @@ impl CacheConfig {
         self.response_timeout
     }
 
+    /// The bound on any one call to Redis, end to end (every step of it: a
+    /// script reload and resend, a resend after a refused reconnect): the
+    /// response timeout plus 250 ms. Past it the call fails with
+    /// [`ErrorKind::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = iftb_cache::CacheConfig::builder()
+    ///     .response_timeout(Duration::from_millis(500))
+    ///     .build()?;
+    /// assert_eq!(config.call_deadline(), Duration::from_millis(750));
+    /// # Ok::<(), iftb_cache::Error>(())
+    /// ```
+    pub fn call_deadline(&self) -> Duration {
+        self.response_timeout + crate::limits::DEADLINE_MARGIN
+    }
+
+    /// The bound on [`CacheManager::connect`](crate::CacheManager::connect)
+    /// to Redis, end to end: the connect timeout plus the response timeout
+    /// (one connection and its handshake) plus 250 ms. Past it, connecting
+    /// fails with [`ErrorKind::Timeout`] or the connection error met.
+    pub fn connect_deadline(&self) -> Duration {
+        self.connect_timeout + self.response_timeout + crate::limits::DEADLINE_MARGIN
+    }
+
     /// Bytes of keys and values the embedded backend holds before it evicts.
     pub fn embedded_capacity(&self) -> NonZeroUsize {
         self.embedded_capacity
@@ -274,13 +299,15 @@ impl CacheConfigBuilder {
         self
     }
 
-    /// Time allowed to open a connection to Redis (default 2 s).
+    /// Time allowed to open a connection to Redis (default 2 s; 1 ms to
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = timeout;
         self
     }
 
-    /// Time allowed for Redis to answer one call (default 1 s).
+    /// Time allowed for Redis to answer one call (default 1 s; 1 ms to
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)).
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.config.response_timeout = timeout;
         self
@@ -309,7 +336,8 @@ impl CacheConfigBuilder {
     ///
     /// Bad input is still an error, and so are the calls that report on or
     /// manage the whole cache (`health_check` answers false, `clear_all` and
-    /// `flush_db` fail). Every call is still bounded by the response timeout.
+    /// `flush_db` fail). Every call is still bounded by its deadline
+    /// ([`CacheConfig::call_deadline`]).
     ///
     /// # Examples
     ///
@@ -328,7 +356,8 @@ impl CacheConfigBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::Config`] for a bad URL or namespace, a TTL under one
-    /// millisecond or over [`MAX_TTL`](crate::MAX_TTL), or a zero timeout.
+    /// millisecond or over [`MAX_TTL`](crate::MAX_TTL), or a timeout under one
+    /// millisecond or over [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
     pub fn build(self) -> Result<CacheConfig> {
         if let Some(e) = self.error {
             return Err(e);
@@ -340,8 +369,15 @@ impl CacheConfigBuilder {
                 "TTL of {data:?} is {ttl:?}; it must be 1 ms to 100 years"
             )));
         }
-        if c.connect_timeout.is_zero() || c.response_timeout.is_zero() {
-            return Err(config_error("timeouts must be non-zero"));
+        for (what, t) in [
+            ("connect", c.connect_timeout),
+            ("response", c.response_timeout),
+        ] {
+            if !timeout_in_range(t) {
+                return Err(config_error(format!(
+                    "{what} timeout is {t:?}; it must be 1 ms to 1 hour"
+                )));
+            }
         }
         Ok(c)
     }

@@ -130,19 +130,20 @@ impl From<redis::RedisError> for Error {
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
         } else if e.kind() == redis::ErrorKind::AuthenticationFailed
-            || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
-            || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+            || ["NOPERM", "NOAUTH", "WRONGPASS"]
+                .iter()
+                .any(|code| has_code(&e, code))
         {
             ErrorKind::Authentication
         } else if e.is_io_error()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
-            || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+            || has_code(&e, "LOADING")
         {
             ErrorKind::Connection
         } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
             ErrorKind::Config
-        } else if is_wrong_type(&e) {
+        } else if has_code(&e, "WRONGTYPE") {
             ErrorKind::Codec
         } else {
             ErrorKind::Server
@@ -151,14 +152,15 @@ impl From<redis::RedisError> for Error {
     }
 }
 
-/// `WRONGTYPE`: one of our keys holds a value of another Redis type, which
-/// another program put there. Foreign data, as a foreign string would be.
-fn is_wrong_type(e: &redis::RedisError) -> bool {
-    const CODE: &str = "WRONGTYPE";
-    e.code() == Some(CODE)
+/// True when Redis answered `code` (`WRONGTYPE`: one of our keys holds a
+/// value of another Redis type, foreign data as a foreign string would be;
+/// `LOADING`: the server is not serving yet), to the command or to any
+/// command of a transaction it aborted.
+fn has_code(e: &redis::RedisError, code: &str) -> bool {
+    e.code() == Some(code)
         || e.clone()
             .into_server_errors()
-            .is_some_and(|errors| errors.iter().any(|(_, s)| s.code() == CODE))
+            .is_some_and(|errors| errors.iter().any(|(_, s)| s.code() == code))
 }
 
 #[cfg(test)]

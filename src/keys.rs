@@ -1,52 +1,74 @@
 //! The key layout. Every key starts with `{namespace}:`, so `clear_all` can
-//! find them all; each series' name sits in a hash tag so that a future Redis
-//! Cluster keeps it on one slot.
+//! find them all; each series' keys share a hash tag so that a Redis Cluster
+//! keeps them on one slot. Keys of values in this crate's format carry the
+//! format version (`v2`): a process of another version running beside this
+//! one (a rolling deploy) reads misses, not values it cannot decode.
 //!
 //! ```text
-//! {ns}:ohlcv:{BTCUSDT:1h}        sorted set of 64-interval blocks of bar records,
-//!                                scored by block start, plus `#count`
-//!                                (backend/blocks.rs)
-//! {ns}:ticker:{BTCUSDT}          ticker record
-//! {ns}:funding:{BTCUSDT}         funding rate record
-//! {ns}:fear_greed                Fear & Greed record
-//! {ns}:llm:{sentiment}:<hash>    LLM result (JSON, maybe compressed)
-//! {ns}:llm:{sentiment}:<hash>:lock  get_or_compute's cross-process lock
-//! {ns}:kv:<key>                  RedisClient's own keys
+//! {ns}:v2:ohlcv:{BTCUSDT:1h}       sorted set of bar runs, scored by the open
+//!                                  time of each run's first bar (backend/series.rs)
+//! {ns}:v2:ohlcv:{BTCUSDT:1h}:head  the series' newest bar and bar count
+//! {ns}:v2:ticker:{BTCUSDT}         ticker record
+//! {ns}:v2:funding:{BTCUSDT}        funding rate record
+//! {ns}:v2:fear_greed               Fear & Greed record
+//! {ns}:v2:llm:{sentiment}:<hash>   LLM result (JSON, maybe compressed)
+//! {ns}:v2:llm:{sentiment}:<hash>:lock  get_or_compute's cross-process lock
+//! {ns}:kv:<key>                    RedisClient's own keys (the caller's bytes)
 //! ```
 
 use crate::error::{Error, Result};
 use crate::limits::check_key_len;
 use crate::model::{validate_symbol, Timeframe};
 
+/// The format version segment of every key holding this crate's format;
+/// `codec::FORMAT_VERSION` in the key (a codec test keeps the two equal).
+pub(crate) const VERSION: &str = "v2";
+
+/// The two keys of one series, on one hash slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SeriesKey {
+    /// The sorted set of bar runs; also the name events and errors report.
+    pub set: String,
+    /// The head: newest bar and bar count, read by `GET` and `MGET`.
+    pub head: String,
+}
+
 /// Builds keys under one namespace.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
+    /// `{namespace}:`, the prefix of every key.
+    prefix: String,
+    /// `{namespace}:v2:`, the prefix of every key in this crate's format.
     ns: String,
 }
 
 impl Keys {
     pub(crate) fn new(namespace: &str) -> Self {
         Self {
-            ns: namespace.to_string(),
+            prefix: format!("{namespace}:"),
+            ns: format!("{namespace}:{VERSION}"),
         }
     }
 
     /// The prefix every key of this namespace starts with.
     pub(crate) fn prefix(&self) -> String {
-        format!("{}:", self.ns)
+        self.prefix.clone()
     }
 
-    /// The sorted set of one series.
-    pub(crate) fn series(&self, symbol: &str, tf: Timeframe) -> Result<String> {
+    /// The keys of one series.
+    pub(crate) fn series(&self, symbol: &str, tf: Timeframe) -> Result<SeriesKey> {
         validate_symbol(symbol)?;
         // Built by hand: this runs on every OHLCV call, and `format!` grows
         // its string several times (a tenth of an embedded read).
         let tf = tf.as_str();
-        let mut key = String::with_capacity(self.ns.len() + symbol.len() + tf.len() + 10);
+        let mut set = String::with_capacity(self.ns.len() + symbol.len() + tf.len() + 15);
         for part in [self.ns.as_str(), ":ohlcv:{", symbol, ":", tf, "}"] {
-            key.push_str(part);
+            set.push_str(part);
         }
-        Ok(key)
+        let mut head = String::with_capacity(set.len() + 5);
+        head.push_str(&set);
+        head.push_str(":head");
+        Ok(SeriesKey { set, head })
     }
 
     pub(crate) fn ticker(&self, symbol: &str) -> Result<String> {
@@ -79,7 +101,7 @@ impl Keys {
     /// A caller's own key for the low-level client.
     pub(crate) fn kv(&self, key: &str) -> Result<String> {
         check_key_len(key)?;
-        Ok(format!("{}:kv:{key}", self.ns))
+        Ok(format!("{}kv:{key}", self.prefix))
     }
 }
 
@@ -91,18 +113,18 @@ mod tests {
     #[test]
     fn layout_is_stable() {
         let k = Keys::new("iftb");
-        assert_eq!(
-            k.series("BTCUSDT", Timeframe::H1).unwrap(),
-            "iftb:ohlcv:{BTCUSDT:1h}"
-        );
-        assert_eq!(k.ticker("ETHUSDT").unwrap(), "iftb:ticker:{ETHUSDT}");
-        assert_eq!(k.funding("ETHUSDT").unwrap(), "iftb:funding:{ETHUSDT}");
-        assert_eq!(k.fear_greed(), "iftb:fear_greed");
+        let series = k.series("BTCUSDT", Timeframe::H1).unwrap();
+        assert_eq!(series.set, "iftb:v2:ohlcv:{BTCUSDT:1h}");
+        assert_eq!(series.head, "iftb:v2:ohlcv:{BTCUSDT:1h}:head");
+        assert_eq!(k.ticker("ETHUSDT").unwrap(), "iftb:v2:ticker:{ETHUSDT}");
+        assert_eq!(k.funding("ETHUSDT").unwrap(), "iftb:v2:funding:{ETHUSDT}");
+        assert_eq!(k.fear_greed(), "iftb:v2:fear_greed");
         assert_eq!(
             k.llm("sentiment", "ab12").unwrap(),
-            "iftb:llm:{sentiment}:ab12"
+            "iftb:v2:llm:{sentiment}:ab12"
         );
         assert_eq!(k.kv("my key").unwrap(), "iftb:kv:my key");
+        assert_eq!(k.prefix(), "iftb:");
     }
 
     #[test]

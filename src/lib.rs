@@ -67,7 +67,9 @@ mod stats;
 pub use client::RedisClient;
 pub use config::{CacheConfig, CacheConfigBuilder, DataType};
 pub use error::{Error, ErrorKind, Result};
-pub use limits::{MAX_BARS_PER_READ, MAX_KEY_LEN, MAX_SYMBOLS_PER_CALL, MAX_TTL, MAX_VALUE_LEN};
+pub use limits::{
+    MAX_BARS_PER_READ, MAX_KEY_LEN, MAX_SYMBOLS_PER_CALL, MAX_TIMEOUT, MAX_TTL, MAX_VALUE_LEN,
+};
 pub use llm::{LlmCache, COMPRESS_THRESHOLD};
 pub use manager::CacheManager;
 pub use market::MarketDataCache;

@@ -22,6 +22,20 @@ pub const MAX_BARS_PER_READ: usize = 50_000;
 /// Most symbols one batch call may name: bounds the size of one command and reply.
 pub const MAX_SYMBOLS_PER_CALL: usize = 10_000;
 
+/// Longest connect or response timeout accepted: an hour. Longer ones are
+/// almost surely a unit mistake, and `Duration::MAX` would overflow the
+/// deadlines built from them.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
+
+/// The margin a call may take past the response timeout: the connection's
+/// own timeout fires first, this outer bound only catches what it cannot.
+pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+
+/// True for a timeout in `1 ms..=MAX_TIMEOUT`.
+pub(crate) fn timeout_in_range(timeout: Duration) -> bool {
+    timeout.as_millis() > 0 && timeout <= MAX_TIMEOUT
+}
+
 /// True for a TTL in `1 ms..=MAX_TTL`: Redis rejects zero, and a zero TTL is
 /// almost always a bug in the caller.
 pub(crate) fn ttl_in_range(ttl: Duration) -> bool {

@@ -7,6 +7,7 @@
 
 mod support;
 
+use iftb_cache::codec::Kind;
 use iftb_cache::{
     Bar, CacheConfig, CacheManager, CacheStats, ComputeOptions, Error, ErrorKind, FearGreedClass,
     LlmCache, Result, Ticker, Timeframe,
@@ -226,20 +227,31 @@ async fn get_or_compute_with_redis_down_fails_open_or_fast() {
 // another program (or a bit flip) would: a codec error, or a counted miss in
 // fail-open mode. Never a panic, never a wrong bar.
 
-const SERIES_KEY: &str = "iftb:ohlcv:{BTCUSDT:1h}";
+const SERIES_KEY: &str = "iftb:v2:ohlcv:{BTCUSDT:1h}";
+const HEAD_KEY: &str = "iftb:v2:ohlcv:{BTCUSDT:1h}:head";
 
 async fn cache_on(server: &RedisServer, fail_open: bool) -> CacheManager {
     support::connect(server, |b| b.fail_open(fail_open)).await
 }
 
-/// Stores `member` in the series as its only bar, at score `ts`.
-fn plant_record(server: &RedisServer, ts: i64, member: &[u8]) {
+/// Stores `record` as the series' only bar, at score `ts`: in the run set
+/// and in the head. A bar record (a header of kind `Bar`, whatever follows)
+/// goes in framed as a run and as a head, its flaw kept; anything else as is.
+fn plant_record(server: &RedisServer, ts: i64, record: &[u8]) {
+    let is_bar = record.len() >= 4 && record[..3] == [b'I', b'F', Kind::Bar as u8];
+    let (mut run, mut head) = (record.to_vec(), record.to_vec());
+    if is_bar {
+        run[2] = Kind::BarRun as u8;
+        head[2] = Kind::SeriesHead as u8;
+        head.extend_from_slice(&1u64.to_le_bytes());
+    }
     redis::cmd("ZADD")
         .arg(SERIES_KEY)
         .arg(ts)
-        .arg(member)
+        .arg(run)
         .exec(&mut server.raw())
         .unwrap();
+    server.raw_set(HEAD_KEY, &head);
 }
 
 /// Every read of the series fails with a codec error when fail-open is off,
@@ -300,6 +312,7 @@ async fn the_python_bots_json_string_at_a_series_key_is_a_codec_error() {
     let server = RedisServer::start();
     let json = r#"{"timestamp": 1705478400000, "close": 45200.0}"#;
     server.raw_set(SERIES_KEY, json.as_bytes());
+    server.raw_set(HEAD_KEY, json.as_bytes());
     every_series_read_is_codec_error_or_counted_miss(&server).await;
 }
 
@@ -451,12 +464,12 @@ async fn codec_error_or_counted_miss(server: &RedisServer, reads: &[Read]) {
     );
 }
 
-const TICKER_KEY: &str = "iftb:ticker:{BTCUSDT}";
-const FUNDING_KEY: &str = "iftb:funding:{BTCUSDT}";
-const FEAR_GREED_KEY: &str = "iftb:fear_greed";
+const TICKER_KEY: &str = "iftb:v2:ticker:{BTCUSDT}";
+const FUNDING_KEY: &str = "iftb:v2:funding:{BTCUSDT}";
+const FEAR_GREED_KEY: &str = "iftb:v2:fear_greed";
 
 fn llm_key() -> String {
-    format!("iftb:llm:{{sentiment}}:{HASH}")
+    format!("iftb:v2:llm:{{sentiment}}:{HASH}")
 }
 
 #[tokio::test]
@@ -583,7 +596,7 @@ async fn get_or_compute_recomputes_over_a_foreign_value() {
     let cache = cache_on(&server, false).await;
     let input = "BTC market analysis";
     let key = format!(
-        "iftb:llm:{{sentiment}}:{}",
+        "iftb:v2:llm:{{sentiment}}:{}",
         iftb_cache::LlmCache::hash_input(input)
     );
     server.raw_set(&key, b"not even json");

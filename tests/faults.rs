@@ -113,28 +113,25 @@ async fn the_same_manager_serves_again_after_redis_restarts() {
     }
 }
 
-/// The series as Redis holds it now, straight from the sorted set: blocks of
-/// 52-byte bar records scored by their start (the `#count` member is below 0).
+/// The series as Redis holds it now, straight from the sorted set: runs of
+/// archived bars scored by their first bar's open time.
 fn stored_series(server: &RedisServer, symbol: &str) -> Vec<Bar> {
-    let key = format!("iftb:ohlcv:{{{symbol}:{TF}}}");
-    let blocks: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+    let key = format!("iftb:v2:ohlcv:{{{symbol}:{TF}}}");
+    let runs: Vec<Vec<u8>> = redis::cmd("ZRANGE")
         .arg(&key)
         .arg(0)
         .arg("+inf")
         .arg("BYSCORE")
         .query(&mut server.raw())
         .unwrap_or_else(|e| panic!("ZRANGE {key}: {e}\n{}", server.log()));
-    blocks
-        .iter()
-        .flat_map(|b| b.chunks(iftb_cache::codec::BAR_LEN))
-        .map(|r| iftb_cache::codec::decode::<Bar>(r).expect("a stored record decodes"))
+    runs.iter()
+        .flat_map(|r| iftb_cache::codec::decode_bar_run(r).expect("a stored run decodes"))
         .collect()
 }
 
-/// Bars per script call in `backend/redis.rs`: about 2,000, ending on a block
-/// boundary (64 bars), so 2,048 for these aligned 1-minute bars. A batch is
-/// applied in chunks of this many bars, each whole.
-const CHUNK_BARS: usize = 2_048;
+/// Bars per script call in `backend/series.rs`. A batch is applied in chunks
+/// of this many bars, each whole.
+const CHUNK_BARS: usize = 2_000;
 
 /// Checks that each chunk of a batch `new` over a series that held `old` is
 /// either all old or all new, and that every bar is one of the two.

@@ -409,7 +409,7 @@ async fn redis_analysis_ttls() {
     let l = t.cache.llm();
     let h = LlmCache::hash_input("in");
     l.set_analysis("sentiment", &h, &json!(1)).await.unwrap();
-    let pttl = server.pttl(&format!("iftb:llm:{{sentiment}}:{h}"));
+    let pttl = server.pttl(&format!("iftb:v2:llm:{{sentiment}}:{h}"));
     assert!(
         (299_000..=300_000).contains(&pttl),
         "{pttl}\n{}",
@@ -443,12 +443,12 @@ async fn redis_stores_large_results_compressed_and_small_ones_plain() {
     let h = LlmCache::hash_input("in");
     l.set_analysis("small", &h, &small).await.unwrap();
     l.set_analysis("big", &h, &big).await.unwrap();
-    let stored = server.raw_get(&format!("iftb:llm:{{small}}:{h}"));
-    assert_eq!(&stored[..4], b"IF\x05\x01", "kind 5: JSON");
+    let stored = server.raw_get(&format!("iftb:v2:llm:{{small}}:{h}"));
+    assert_eq!(&stored[..4], b"IF\x05\x02", "kind 5: JSON");
     assert_eq!(&stored[4..], serde_json::to_vec(&small).unwrap());
-    let stored = server.raw_get(&format!("iftb:llm:{{big}}:{h}"));
+    let stored = server.raw_get(&format!("iftb:v2:llm:{{big}}:{h}"));
     let json_len = serde_json::to_vec(&big).unwrap().len();
-    assert_eq!(&stored[..4], b"IF\x06\x01", "kind 6: compressed JSON");
+    assert_eq!(&stored[..4], b"IF\x06\x02", "kind 6: compressed JSON");
     assert!(
         stored.len() * 2 < json_len,
         "{} bytes stored for {json_len}",
@@ -465,7 +465,7 @@ async fn redis_corrupt_compressed_value_is_a_codec_error() {
     let server = t.server.as_ref().unwrap();
     let l = t.cache.llm();
     let h = LlmCache::hash_input("in");
-    let key = format!("iftb:llm:{{report}}:{h}");
+    let key = format!("iftb:v2:llm:{{report}}:{h}");
     l.set_analysis("report", &h, &large_analysis())
         .await
         .unwrap();
@@ -584,7 +584,10 @@ async fn redis_release_leaves_another_holders_lock() {
     let opts = ComputeOptions::new().lock(Duration::from_secs(10));
     let f = llm(&calls, Duration::from_millis(200), json!("mine"));
     let call = flight_started(&t.cache, &calls, opts, f).await;
-    let lock = format!("iftb:llm:{{sentiment}}:{}:lock", LlmCache::hash_input("in"));
+    let lock = format!(
+        "iftb:v2:llm:{{sentiment}}:{}:lock",
+        LlmCache::hash_input("in")
+    );
     let ours = server.raw_get(&lock);
     assert!(!ours.is_empty(), "no lock at {lock}\n{}", server.log());
     server.raw_set(&lock, b"another bot's token");

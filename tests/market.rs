@@ -276,9 +276,9 @@ async fn redis_ttls_default_and_short() {
         .await
         .unwrap();
     let want = [
-        ("iftb:ticker:{BTCUSDT}", 10_000),
-        ("iftb:funding:{BTCUSDT}", 60_000),
-        ("iftb:fear_greed", 300_000),
+        ("iftb:v2:ticker:{BTCUSDT}", 10_000),
+        ("iftb:v2:funding:{BTCUSDT}", 60_000),
+        ("iftb:v2:fear_greed", 300_000),
     ];
     for (key, ms) in want {
         let left = server.pttl(key);
@@ -339,22 +339,22 @@ async fn redis_foreign_values_are_codec_errors() {
     let python = r#"{"symbol": "BTCUSDT", "bid": 45100.0, "ask": 45110.0}"#;
     let mut raw = server.raw();
     redis::cmd("SET")
-        .arg("iftb:ticker:{BTCUSDT}")
+        .arg("iftb:v2:ticker:{BTCUSDT}")
         .arg(python)
         .exec(&mut raw)
         .unwrap();
     // A funding rate where a ticker should be: right header, wrong kind.
     let rate: Vec<u8> = redis::cmd("GET")
-        .arg("iftb:ticker:{ETHUSDT}")
+        .arg("iftb:v2:ticker:{ETHUSDT}")
         .query(&mut raw)
         .unwrap();
     redis::cmd("SET")
-        .arg("iftb:funding:{ETHUSDT}")
+        .arg("iftb:v2:funding:{ETHUSDT}")
         .arg(rate)
         .exec(&mut raw)
         .unwrap();
     redis::cmd("SET")
-        .arg("iftb:fear_greed")
+        .arg("iftb:v2:fear_greed")
         .arg(&b"IF\x03\x01"[..])
         .exec(&mut raw)
         .unwrap();

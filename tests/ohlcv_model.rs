@@ -9,6 +9,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use support::series::Series;
+use support::RedisServer;
 
 const SYMBOLS: [&str; 2] = ["BTCUSDT", "ETHUSDT"];
 const TIMEFRAMES: [Timeframe; 2] = [Timeframe::M1, Timeframe::H1];
@@ -19,6 +20,17 @@ enum Op {
     Set {
         series: usize,
         bars: Vec<Bar>,
+        cap: Option<usize>,
+    },
+    /// A burst of updates of the in-progress candle: the newest bar rewritten
+    /// with each close in turn (or, with `advance`, a new candle `gap` ms
+    /// later); then, as a feed catching up after a reconnect, one batch of
+    /// the candle and the ones since (`since`: their gaps).
+    Tick {
+        series: usize,
+        closes: Vec<u32>,
+        advance: Option<i64>,
+        since: Vec<i64>,
         cap: Option<usize>,
     },
     GetBars {
@@ -39,32 +51,93 @@ enum Op {
     },
 }
 
-fn bar_strategy() -> impl Strategy<Value = Bar> {
-    (0i64..200, 1u32..1_000, 1u32..1_000, 0u32..100).prop_map(|(slot, o, c, v)| {
-        let (open, close) = (o as f64, c as f64);
-        Bar::new(
-            slot * STEP,
-            open,
-            open.max(close) + 1.0,
-            open.min(close) - 0.5,
-            close,
-            v as f64,
-        )
+/// The span of time the batches start in: batches overlap, fill gaps and
+/// backfill before what is stored.
+const SPAN: i64 = 3_000 * STEP;
+
+fn bar(ts: i64, o: u32, c: u32, v: u32) -> Bar {
+    let (open, close) = (o as f64, c as f64);
+    Bar::new(
+        ts,
+        open,
+        open.max(close) + 1.0,
+        open.min(close) - 0.5,
+        close,
+        v as f64,
+    )
+}
+
+/// The time from one bar to the next: mostly one candle, but also finer than
+/// the timeframe (a feed's own clock), a millisecond, or a gap of any length
+/// (a weekend, a halted market, an illiquid symbol).
+fn gap_strategy() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        6 => Just(STEP),
+        2 => 1..STEP,
+        1 => 1i64..3,
+        1 => STEP..STEP * 10_000,
+    ]
+}
+
+/// A batch of bars of real shapes: from a few (the live feed) to a few
+/// thousand (a backfill spanning many runs), in time order or reversed.
+fn batch_strategy() -> impl Strategy<Value = Vec<Bar>> {
+    let len = prop_oneof![8 => 0usize..30, 1 => 30usize..300, 1 => 1_500usize..2_600];
+    (0..SPAN, len, any::<bool>(), any::<u32>()).prop_flat_map(|(start, len, reversed, seed)| {
+        prop::collection::vec(gap_strategy(), len).prop_map(move |gaps| {
+            let mut ts = start;
+            let mut bars: Vec<Bar> = gaps
+                .iter()
+                .enumerate()
+                .map(|(i, gap)| {
+                    ts += gap;
+                    let x = seed.wrapping_add(i as u32 * 7_919);
+                    bar(ts, x % 1_000 + 1, (x / 7) % 1_000 + 1, x % 100)
+                })
+                .collect();
+            if reversed {
+                bars.reverse();
+            }
+            bars
+        })
     })
+}
+
+/// No cap, a small one, or one that trims the oldest run mid-way.
+fn cap_strategy() -> impl Strategy<Value = Option<usize>> {
+    prop_oneof![2 => Just(None), 1 => (1usize..15).prop_map(Some), 1 => (40usize..400).prop_map(Some)]
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     let series = 0..SYMBOLS.len() * TIMEFRAMES.len();
+    let advance = prop::option::of(gap_strategy());
     prop_oneof![
-        3 => (series.clone(), prop::collection::vec(bar_strategy(), 0..25), prop::option::of(1usize..15))
+        3 => (series.clone(), batch_strategy(), cap_strategy())
             .prop_map(|(series, bars, cap)| Op::Set { series, bars, cap }),
-        2 => (series.clone(), 1usize..150).prop_map(|(series, limit)| Op::GetBars { series, limit }),
-        2 => (series.clone(), 0i64..210, 0i64..210)
-            .prop_map(|(series, a, b)| Op::GetRange { series, from: a.min(b) * STEP, to: a.max(b) * STEP }),
+        2 => (
+            series.clone(),
+            prop::collection::vec(1u32..1_000, 1..8),
+            advance,
+            prop::collection::vec(gap_strategy(), 0..4),
+            cap_strategy(),
+        )
+            .prop_map(|(series, closes, advance, since, cap)| Op::Tick { series, closes, advance, since, cap }),
+        2 => (series.clone(), prop_oneof![1usize..150, 150usize..5_000])
+            .prop_map(|(series, limit)| Op::GetBars { series, limit }),
+        2 => (series.clone(), 0..SPAN * 2, 0..SPAN * 2)
+            .prop_map(|(series, a, b)| Op::GetRange { series, from: a.min(b), to: a.max(b) }),
         1 => series.clone().prop_map(|series| Op::Latest { series }),
         1 => Just(Op::LatestMany),
         1 => series.prop_map(|series| Op::Invalidate { series }),
     ]
+}
+
+fn options(cap: Option<usize>) -> BarWriteOptions {
+    let opts = BarWriteOptions::new();
+    match cap {
+        Some(c) => opts.max_bars(NonZeroUsize::new(c).unwrap()),
+        None => opts,
+    }
 }
 
 fn name(series: usize) -> (&'static str, Timeframe) {
@@ -98,7 +171,20 @@ impl Model {
     }
 }
 
-async fn check(cache: &CacheManager, ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// On Redis, the layout of the series just written.
+fn check_layout(server: Option<&RedisServer>, series: usize) -> Result<(), TestCaseError> {
+    let Some(server) = server else {
+        return Ok(());
+    };
+    let (sym, tf) = name(series);
+    support::layout::check(server, sym, tf.as_str()).map_err(TestCaseError::fail)
+}
+
+async fn check(
+    cache: &CacheManager,
+    server: Option<&RedisServer>,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
     cache
         .clear_all()
         .await
@@ -109,16 +195,43 @@ async fn check(cache: &CacheManager, ops: Vec<Op>) -> Result<(), TestCaseError> 
         match op {
             Op::Set { series, bars, cap } => {
                 let (sym, tf) = name(series);
-                let mut opts = BarWriteOptions::new();
-                if let Some(c) = cap {
-                    opts = opts.max_bars(NonZeroUsize::new(c).unwrap());
-                }
-                o.set_bars_with(sym, tf, &bars, opts).await.unwrap();
+                o.set_bars_with(sym, tf, &bars, options(cap)).await.unwrap();
                 model.set(series, &bars, cap);
+                check_layout(server, series)?;
+            }
+            Op::Tick {
+                series,
+                closes,
+                advance,
+                since,
+                cap,
+            } => {
+                let (sym, tf) = name(series);
+                let newest = model.latest(series).map_or(0, |b| b.timestamp);
+                let ts = newest + advance.unwrap_or(0);
+                for (i, close) in closes.iter().enumerate() {
+                    let tick = [bar(ts, 500, *close, i as u32)];
+                    o.set_bars_with(sym, tf, &tick, options(cap)).await.unwrap();
+                    model.set(series, &tick, cap);
+                }
+                let mut at = ts;
+                let mut catch_up = vec![bar(ts, 500, 7, 7)];
+                for gap in since {
+                    at += gap;
+                    catch_up.push(bar(at, 400, 9, 9));
+                }
+                o.set_bars_with(sym, tf, &catch_up, options(cap))
+                    .await
+                    .unwrap();
+                model.set(series, &catch_up, cap);
+                check_layout(server, series)?;
             }
             Op::GetBars { series, limit } => {
                 let (sym, tf) = name(series);
                 let got = o.get_bars(sym, tf, limit).await.unwrap();
+                prop_assert_eq!(got, model.newest(series, limit), "step {}", step);
+                let view = o.get_bars_archived(sym, tf, limit).await.unwrap();
+                let got = view.map(|v| v.to_vec());
                 prop_assert_eq!(got, model.newest(series, limit), "step {}", step);
             }
             Op::GetRange { series, from, to } => {
@@ -148,13 +261,14 @@ async fn check(cache: &CacheManager, ops: Vec<Op>) -> Result<(), TestCaseError> 
     Ok(())
 }
 
-fn run(cache: &CacheManager, rt: &tokio::runtime::Runtime, cases: u32) {
+fn run(t: &support::TestCache, rt: &tokio::runtime::Runtime, cases: u32) {
     let mut runner = TestRunner::new(Config {
         cases,
         ..Config::default()
     });
     let ops = prop::collection::vec(op_strategy(), 1..40);
-    let result = runner.run(&ops, |ops| rt.block_on(check(cache, ops)));
+    let server = t.server.as_ref();
+    let result = runner.run(&ops, |ops| rt.block_on(check(&t.cache, server, ops)));
     if let Err(e) = result {
         panic!("{e}");
     }
@@ -171,12 +285,12 @@ fn runtime() -> tokio::runtime::Runtime {
 fn embedded_matches_the_model() {
     let rt = runtime();
     let t = rt.block_on(support::embedded());
-    run(&t.cache, &rt, 256);
+    run(&t, &rt, 256);
 }
 
 #[test]
 fn redis_matches_the_model() {
     let rt = runtime();
     let t = rt.block_on(support::with_redis());
-    run(&t.cache, &rt, 96);
+    run(&t, &rt, 64);
 }

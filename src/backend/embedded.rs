@@ -7,7 +7,9 @@
 //! expiry first (Redis' `volatile-ttl`), down to 90% of its share.
 
 use super::{SeriesWindow, SeriesWrite};
+use crate::codec::ARCHIVED_BAR_LEN;
 use crate::error::{Error, Result};
+use crate::keys::SeriesKey;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -165,16 +167,17 @@ impl EmbeddedBackend {
 
     pub(crate) fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
         let now = Instant::now();
-        let mut shard = self.write(w.key);
-        let (mut series, old_size, old_expiry) = match shard.remove(w.key) {
+        let key = w.key.set.as_str();
+        let mut shard = self.write(key);
+        let (mut series, old_size, old_expiry) = match shard.remove(key) {
             Some(e) if e.live(now) => match e.stored {
                 Stored::Series(s) => (s, e.size, e.expires_at),
                 stored => {
-                    shard.insert(w.key, Entry { stored, ..e });
-                    return Err(wrong_type(w.key));
+                    shard.insert(key, Entry { stored, ..e });
+                    return Err(wrong_type(key));
                 }
             },
-            _ => (BTreeMap::new(), ENTRY_OVERHEAD + w.key.len(), None),
+            _ => (BTreeMap::new(), ENTRY_OVERHEAD + key.len(), None),
         };
         let undo = apply(&mut series, w);
         let size = old_size + undo.added - undo.removed;
@@ -182,35 +185,39 @@ impl EmbeddedBackend {
             // Nothing is written: put the series back as it was.
             undo.revert(&mut series);
             if !series.is_empty() {
-                shard.insert(w.key, series_entry(series, old_expiry, old_size));
+                shard.insert(key, series_entry(series, old_expiry, old_size));
             }
-            return Err(too_big(w.key, size, self.shard_capacity));
+            return Err(too_big(key, size, self.shard_capacity));
         }
-        shard.insert(w.key, series_entry(series, Some(now + w.ttl), size));
-        shard.evict_if_over(self.shard_capacity, w.key);
+        shard.insert(key, series_entry(series, Some(now + w.ttl), size));
+        shard.evict_if_over(self.shard_capacity, key);
         Ok(())
     }
 
-    pub(crate) fn series_newest(&self, key: &str, n: usize) -> Result<Vec<Bytes>> {
-        self.with_series(key, |s| s.values().rev().take(n).cloned().collect())
+    pub(crate) fn series_newest(&self, key: &SeriesKey, n: usize) -> Result<Vec<Bytes>> {
+        self.with_series(&key.set, |s| s.values().rev().take(n).cloned().collect())
     }
 
-    pub(crate) fn series_latest(&self, key: &str) -> Result<Option<Bytes>> {
-        self.with_series(key, |s| s.values().next_back().cloned())
+    pub(crate) fn series_latest(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
+        self.with_series(&key.set, |s| s.values().next_back().cloned())
     }
 
-    /// The interval is for Redis' block layout; a BTreeMap needs none.
     pub(crate) fn series_range(&self, w: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
         if w.from > w.to {
             return Ok(Vec::new());
         }
-        self.with_series(w.key, |s| {
-            let records = s.range(w.from..=w.to).take(w.limit);
-            records.map(|(_, v)| v.clone()).collect()
+        self.with_series(&w.key.set, |s| {
+            let bars = s.range(w.from..=w.to).take(w.limit);
+            bars.map(|(_, v)| v.clone()).collect()
         })
     }
 
-    pub(crate) fn series_latest_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    /// One entry: the head is the map's last bar, not a key of its own.
+    pub(crate) fn series_delete(&self, key: &SeriesKey) -> Result<bool> {
+        Ok(self.delete(std::slice::from_ref(&key.set))? > 0)
+    }
+
+    pub(crate) fn series_latest_many(&self, keys: &[SeriesKey]) -> Result<Vec<Option<Bytes>>> {
         keys.iter().map(|k| self.series_latest(k)).collect()
     }
 
@@ -327,14 +334,16 @@ fn record_size(record: &Bytes) -> usize {
 /// Inserts the batch, trims to `max_len`, and returns how to undo it.
 fn apply(series: &mut BTreeMap<i64, Bytes>, w: &SeriesWrite<'_>) -> Undo {
     let mut undo = Undo {
-        replaced: Vec::with_capacity(w.items.len()),
+        replaced: Vec::with_capacity(w.times.len()),
         trimmed: Vec::new(),
         added: 0,
         removed: 0,
     };
-    for (ts, record) in w.items {
-        undo.added += record_size(record);
-        let old = series.insert(*ts, record.clone());
+    let bars = w.bars.chunks_exact(ARCHIVED_BAR_LEN);
+    for (ts, bar) in w.times.iter().zip(bars) {
+        let record = w.bars.slice_ref(bar);
+        undo.added += record_size(&record);
+        let old = series.insert(*ts, record);
         undo.removed += old.as_ref().map_or(0, record_size);
         undo.replaced.push((*ts, old));
     }
@@ -389,13 +398,27 @@ fn too_big(key: &str, size: usize, capacity: usize) -> Error {
 mod tests {
     use super::*;
 
-    fn write<'a>(key: &'a str, items: &'a [(i64, Bytes)], ttl: u64) -> SeriesWrite<'a> {
+    fn key(name: &str) -> SeriesKey {
+        SeriesKey {
+            set: name.to_string(),
+            head: format!("{name}:head"),
+        }
+    }
+
+    /// A batch of `times.len()` bars of `ARCHIVED_BAR_LEN` bytes of `fill`.
+    fn batch(times: std::ops::Range<i64>, fill: u8) -> (Vec<i64>, Bytes) {
+        let times: Vec<i64> = times.collect();
+        let bars = Bytes::from(vec![fill; times.len() * ARCHIVED_BAR_LEN]);
+        (times, bars)
+    }
+
+    fn write<'a>(key: &'a SeriesKey, batch: &'a (Vec<i64>, Bytes), ttl: u64) -> SeriesWrite<'a> {
         SeriesWrite {
             key,
-            items,
+            bars: &batch.1,
+            times: &batch.0,
             ttl: Duration::from_secs(ttl),
             max_len: None,
-            interval_ms: 60_000,
         }
     }
 
@@ -429,20 +452,22 @@ mod tests {
     #[test]
     fn a_series_too_big_for_capacity_is_rejected_and_kept_as_it_was() {
         let m = EmbeddedBackend::new(2_000);
-        let one = [(1, Bytes::from(vec![1u8; 52]))];
-        m.series_upsert(&write("s", &one, 60)).unwrap();
-        let many: Vec<(i64, Bytes)> = (2..100).map(|t| (t, Bytes::from(vec![2u8; 52]))).collect();
-        let err = m.series_upsert(&write("s", &many, 60)).unwrap_err();
+        let s = key("s");
+        m.series_upsert(&write(&s, &batch(1..2, 1), 60)).unwrap();
+        let err = m
+            .series_upsert(&write(&s, &batch(2..100, 2), 60))
+            .unwrap_err();
         assert!(err.is_invalid_input());
-        assert_eq!(m.series_newest("s", 10).unwrap().len(), 1);
+        assert_eq!(m.series_newest(&s, 10).unwrap().len(), 1);
     }
 
     #[test]
     fn series_and_values_do_not_mix() {
         let m = EmbeddedBackend::new(1 << 20);
         m.set("v", Bytes::from_static(b"x"), None).unwrap();
-        let one = [(1, Bytes::from_static(b"r"))];
-        assert!(m.series_upsert(&write("v", &one, 60)).is_err());
+        assert!(m
+            .series_upsert(&write(&key("v"), &batch(1..2, 1), 60))
+            .is_err());
         assert_eq!(m.get("v").unwrap().as_deref(), Some(&b"x"[..]));
         assert_eq!(m.mget(&["v".into(), "none".into()]).unwrap().len(), 2);
     }

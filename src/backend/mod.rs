@@ -1,41 +1,43 @@
 //! The storage vocabulary the typed caches speak, and its two backends.
 //!
 //! Key/value: get, mget, set (with TTL), delete, exists. Series: upsert bars,
-//! newest N, time range, latest of many. Redis-specific tricks (pipelines,
-//! scripts) stay in `redis.rs` (with `blocks.rs`, the series layout);
-//! `embedded.rs` keeps the same semantics in-process.
+//! newest N, time range, latest of many; series reads hand out archived bars
+//! (`codec::ARCHIVED_BAR_LEN` bytes each, header checked, not yet validated).
+//! Redis-specific tricks (pipelines, scripts, transactions) stay in `redis.rs`
+//! (with `series.rs`, the series layout); `embedded.rs` keeps the same
+//! semantics in-process.
 
-mod blocks;
 mod embedded;
 mod redis;
+mod series;
 
 pub(crate) use self::embedded::EmbeddedBackend;
 pub(crate) use self::redis::RedisBackend;
 
 use crate::error::Result;
+use crate::keys::SeriesKey;
 use bytes::Bytes;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-/// One batch of bars for a series: records sorted by timestamp, one per timestamp.
+/// One batch of bars for a series, sorted by time, one per time.
 pub(crate) struct SeriesWrite<'a> {
-    pub key: &'a str,
-    pub items: &'a [(i64, Bytes)],
+    pub key: &'a SeriesKey,
+    /// The archived bars, back to back.
+    pub bars: &'a Bytes,
+    /// Their open times, in the same order.
+    pub times: &'a [i64],
     pub ttl: Duration,
     pub max_len: Option<NonZeroUsize>,
-    /// The candle interval: Redis packs bars in blocks of a fixed time span.
-    pub interval_ms: i64,
 }
 
-/// A window of one series: the records with `from <= ts <= to`, oldest
-/// first, at most `limit`.
+/// A window of one series: the bars with `from <= ts <= to`, oldest first,
+/// at most `limit`.
 pub(crate) struct SeriesWindow<'a> {
-    pub key: &'a str,
+    pub key: &'a SeriesKey,
     pub from: i64,
     pub to: i64,
     pub limit: usize,
-    /// The candle interval, as in [`SeriesWrite`].
-    pub interval_ms: i64,
 }
 
 /// The configured backend. An enum rather than a trait object: two variants,
@@ -114,31 +116,39 @@ impl Backend {
 
     /// Inserts or replaces bars by timestamp; each batch is applied whole.
     pub(crate) async fn series_upsert(&self, write: &SeriesWrite<'_>) -> Result<()> {
-        if write.items.is_empty() {
+        if write.times.is_empty() {
             return Ok(());
         }
         dispatch!(self.series_upsert(write))
     }
 
-    /// The newest `n` records, as runs: each run holds whole records oldest
-    /// first, and the runs come newest first (Redis hands out a slice of each
-    /// block it read; the embedded backend a run per record).
-    pub(crate) async fn series_newest(&self, key: &str, n: usize) -> Result<Vec<Bytes>> {
+    /// The newest `n` bars, as runs: each run holds whole bars oldest first,
+    /// and the runs come newest first (Redis hands out a slice of each member
+    /// it read; the embedded backend a run per bar). One atomic read.
+    pub(crate) async fn series_newest(&self, key: &SeriesKey, n: usize) -> Result<Vec<Bytes>> {
         dispatch!(self.series_newest(key, n))
     }
 
-    /// The newest record, if any.
-    pub(crate) async fn series_latest(&self, key: &str) -> Result<Option<Bytes>> {
+    /// The newest bar, if any.
+    pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
         dispatch!(self.series_latest(key))
     }
 
-    /// The records of a window, oldest first.
+    /// The bars of a window, oldest first, one per element. One atomic read.
     pub(crate) async fn series_range(&self, window: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
         dispatch!(self.series_range(window))
     }
 
-    /// The newest record of each series, in order, in one round trip.
-    pub(crate) async fn series_latest_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    /// Drops a series; true when it was cached.
+    pub(crate) async fn series_delete(&self, key: &SeriesKey) -> Result<bool> {
+        dispatch!(self.series_delete(key))
+    }
+
+    /// The newest bar of each series, in order, in one round trip.
+    pub(crate) async fn series_latest_many(
+        &self,
+        keys: &[SeriesKey],
+    ) -> Result<Vec<Option<Bytes>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }

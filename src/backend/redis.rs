@@ -1,25 +1,23 @@
 //! The Redis backend: one multiplexed connection with automatic reconnect
-//! (redis-rs `ConnectionManager`), every call bounded by the response timeout.
+//! (redis-rs `ConnectionManager`), every call bounded by one deadline.
 //!
-//! A series is a sorted set of blocks of bar records (see `blocks.rs`).
+//! A series is a sorted set of bar runs and a head key (see `series.rs`).
 //! Writes go through a Lua script, one call per chunk, all chunks pipelined:
 //! a script runs atomically, so a chunk is applied whole and a reader never
-//! sees a bar replaced halfway. Reads are single `ZRANGE`s, one round trip.
+//! sees a bar replaced halfway. Every read is one command (a range read, one
+//! `MULTI` transaction): one round trip, one atomic snapshot.
 
-use super::blocks::{self, UPSERT_LUA};
+use super::series::{self, UPSERT_LUA};
 use super::{SeriesWindow, SeriesWrite};
-use crate::codec;
+use crate::codec::{self, Kind};
 use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::keys::SeriesKey;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Pipeline, ProtocolVersion};
 use std::future::Future;
 use std::time::Duration;
-
-/// Bars per script call: bounded so that no command or reply is huge.
-/// (The script also runs in one go: a smaller chunk keeps Redis responsive.)
-pub(crate) const CHUNK_BARS: usize = 2_000;
 
 /// Keys per SCAN step and per UNLINK of `clear_prefix`.
 const CLEAR_BATCH: usize = 1_000;
@@ -39,7 +37,8 @@ pub(crate) struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects, failing within the connect timeout when Redis is unreachable.
+    /// Connects, failing within [`CacheConfig::connect_deadline`] when Redis
+    /// is unreachable: one bound for the whole of it, credential check included.
     pub(crate) async fn connect(config: &CacheConfig) -> Result<Self> {
         let info = config
             .redis_info()
@@ -51,32 +50,43 @@ impl RedisBackend {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.clone().set_redis_settings(settings))?;
-        check_credentials(&client, config).await?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout()))
             .set_response_timeout(Some(config.response_timeout()))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1));
-        let deadline = config.response_timeout() + Duration::from_millis(250);
-        let connect = ConnectionManager::new_with_config(client, manager_config);
-        let total = config.connect_timeout() * 3 + Duration::from_secs(1);
-        let conn = bounded(total, connect).await?;
+        let connect = async {
+            check_credentials(&client, config).await?;
+            let manager = ConnectionManager::new_with_config(client.clone(), manager_config);
+            manager.await.map_err(Error::from)
+        };
+        let conn = within(config.connect_deadline(), connect).await?;
         Ok(Self {
             conn,
-            deadline,
+            deadline: config.call_deadline(),
             upsert: redis::Script::new(UPSERT_LUA),
         })
     }
 
+    /// One command, within the call's deadline.
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
-        let send = |mut conn: ConnectionManager| async move { cmd.query_async(&mut conn).await };
-        bounded(self.deadline, self.send_twice_if_refused(send)).await
+        within(self.deadline, self.send(cmd)).await
     }
 
     async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T> {
+        within(self.deadline, self.send_pipe(pipe)).await
+    }
+
+    /// One command, unbounded: callers bound the whole call they are part of.
+    async fn send<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
+        let send = |mut conn: ConnectionManager| async move { cmd.query_async(&mut conn).await };
+        self.send_twice_if_refused(send).await.map_err(Error::from)
+    }
+
+    async fn send_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T> {
         let send = |mut conn: ConnectionManager| async move { pipe.query_async(&mut conn).await };
-        bounded(self.deadline, self.send_twice_if_refused(send)).await
+        self.send_twice_if_refused(send).await.map_err(Error::from)
     }
 
     /// Sends once, and once more if the manager's last reconnection had been
@@ -154,114 +164,110 @@ impl RedisBackend {
         Ok(deleted > 0)
     }
 
+    /// Every chunk in one pipeline, and after Redis lost its scripts (a
+    /// restart, `SCRIPT FLUSH`) the load and the resend too, all within the
+    /// one deadline of the call. Resending is safe: an upsert is idempotent.
     pub(crate) async fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
         let pipe = self.upsert_pipeline(w);
-        match self.query_pipe::<()>(&pipe).await {
-            // After a restart or SCRIPT FLUSH the script is gone: load it and
-            // send again. Safe to repeat: an upsert is idempotent.
-            Err(e) if is_noscript(&e) => {
-                self.query::<String>(redis::cmd("SCRIPT").arg("LOAD").arg(UPSERT_LUA))
-                    .await?;
-                self.query_pipe(&pipe).await
+        let write = async {
+            match self.send_pipe::<()>(&pipe).await {
+                Err(e) if is_noscript(&e) => {
+                    let load = redis::cmd("SCRIPT").arg("LOAD").arg(UPSERT_LUA).to_owned();
+                    self.send::<String>(&load).await?;
+                    self.send_pipe(&pipe).await
+                }
+                other => other,
             }
-            other => other,
-        }
+        };
+        within(self.deadline, write).await
     }
 
     fn upsert_pipeline(&self, w: &SeriesWrite<'_>) -> Pipeline {
         let cap = w.max_len.map_or(0, |m| m.get());
         let mut pipe = redis::pipe();
-        let span = blocks::span_ms(w.interval_ms);
-        for chunk in blocks::chunks(w.items, span, CHUNK_BARS) {
-            let cmd = pipe
-                .cmd("EVALSHA")
+        let bar = codec::ARCHIVED_BAR_LEN;
+        for start in (0..w.times.len()).step_by(series::CHUNK_BARS) {
+            let end = (start + series::CHUNK_BARS).min(w.times.len());
+            pipe.cmd("EVALSHA")
                 .arg(self.upsert.get_hash())
-                .arg(1)
-                .arg(w.key)
+                .arg(2)
+                .arg(&w.key.set)
+                .arg(&w.key.head)
                 .arg(ttl_millis(w.ttl))
                 .arg(cap)
-                .arg(span)
-                .arg(codec::BAR_LEN);
-            for (ts, record) in chunk {
-                cmd.arg(*ts).arg(record.as_ref());
-            }
-            cmd.ignore();
+                .arg(series::RUN_BARS)
+                .arg(series::EXACT_ZONE)
+                .arg(bar)
+                .arg(&codec::header_bytes(Kind::BarRun)[..])
+                .arg(&codec::header_bytes(Kind::SeriesHead)[..])
+                .arg(&w.bars[start * bar..end * bar])
+                .ignore();
         }
         pipe
     }
 
-    /// Enough blocks for `n` bars when the series has no gaps (one round
-    /// trip); a gappy series takes more, doubling the blocks asked each time.
-    pub(crate) async fn series_newest(&self, key: &str, n: usize) -> Result<Vec<Bytes>> {
-        let page = |offset, count| newest_blocks(key, offset, count);
-        self.paged(n, page, |fetched| {
-            let runs = blocks::newest(fetched, n)?;
-            let found: usize = runs.iter().map(|r| r.len() / codec::BAR_LEN).sum();
-            Ok((found == n, runs))
-        })
-        .await
+    /// The newest members that hold `n` bars, by rank: one `ZRANGE`.
+    pub(crate) async fn series_newest(&self, key: &SeriesKey, n: usize) -> Result<Vec<Bytes>> {
+        let members = series::members_for(n);
+        let cmd = redis::cmd("ZRANGE")
+            .arg(&key.set)
+            .arg(0)
+            .arg(members - 1)
+            .arg("REV")
+            .to_owned();
+        let fetched: Vec<Bytes> = self.query(&cmd).await?;
+        series::newest(&fetched, n)
     }
 
-    pub(crate) async fn series_latest(&self, key: &str) -> Result<Option<Bytes>> {
-        let head = blocks_only(self.query(&newest_blocks(key, 0, 1)).await?);
-        Ok(blocks::newest(&head, 1)?.pop())
+    /// The head: one `GET` of one small value.
+    pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
+        let head: Option<Bytes> = self.query(redis::cmd("GET").arg(&key.head)).await?;
+        head.as_ref().map(series::head_bar).transpose()
     }
 
+    /// The run holding `from` and the runs that start inside the window, in
+    /// one `MULTI` transaction: one round trip, one snapshot.
     pub(crate) async fn series_range(&self, w: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
-        // A bar's block starts at or after the block of `from`, so blocks
-        // scored from there up to `to` hold the window.
-        let start = blocks::block_start(w.from, blocks::span_ms(w.interval_ms));
-        let page = |offset, count| {
-            redis::cmd("ZRANGE")
-                .arg(w.key)
-                .arg(start)
-                .arg(w.to)
-                .arg("BYSCORE")
-                .arg("LIMIT")
-                .arg(offset)
-                .arg(count)
-                .to_owned()
-        };
-        self.paged(w.limit, page, |fetched| {
-            let records = blocks::window(fetched, w.from, w.to, w.limit)?;
-            Ok((records.len() == w.limit, records))
-        })
-        .await
-    }
-
-    /// Reads blocks in pages until `answer` says those fetched so far hold
-    /// `bars` bars, or the series has no more. The first page is sized for
-    /// full blocks, so a series without gaps is one round trip and a huge
-    /// read is no huge reply; a gappy series doubles the page each time.
-    async fn paged<T>(
-        &self,
-        bars: usize,
-        page: impl Fn(usize, usize) -> Cmd,
-        answer: impl Fn(&[Bytes]) -> Result<(bool, T)>,
-    ) -> Result<T> {
-        let mut count = bars.div_ceil(blocks::BLOCK_BARS) + 1;
-        let mut fetched: Vec<Bytes> = Vec::new();
-        loop {
-            let more = blocks_only(self.query(&page(fetched.len(), count)).await?);
-            let exhausted = more.len() < count;
-            fetched.extend(more);
-            let (complete, out) = answer(&fetched)?;
-            if complete || exhausted {
-                return Ok(out);
-            }
-            count *= 2;
-        }
-    }
-
-    pub(crate) async fn series_latest_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.add_command(newest_blocks(key, 0, 1));
-        }
-        let replies: Vec<Vec<Bytes>> = self.query_pipe(&pipe).await?;
-        replies
-            .into_iter()
-            .map(|head| Ok(blocks::newest(&blocks_only(head), 1)?.pop()))
+        pipe.atomic()
+            .cmd("ZRANGE")
+            .arg(&w.key.set)
+            .arg(w.from)
+            .arg("-inf")
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1)
+            .cmd("ZRANGE")
+            .arg(&w.key.set)
+            .arg(format!("({}", w.from))
+            .arg(w.to)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(series::members_for_window(w.limit));
+        let (mut members, inside): (Vec<Bytes>, Vec<Bytes>) = self.query_pipe(&pipe).await?;
+        members.extend(inside);
+        series::window(&members, w.from, w.to, w.limit)
+    }
+
+    /// Both keys in one `UNLINK`.
+    pub(crate) async fn series_delete(&self, key: &SeriesKey) -> Result<bool> {
+        let cmd = redis::cmd("UNLINK").arg(&key.set).arg(&key.head).to_owned();
+        Ok(self.query::<u64>(&cmd).await? > 0)
+    }
+
+    /// The heads in one `MGET`.
+    pub(crate) async fn series_latest_many(
+        &self,
+        keys: &[SeriesKey],
+    ) -> Result<Vec<Option<Bytes>>> {
+        let heads = keys.iter().map(|k| k.head.as_str()).collect::<Vec<_>>();
+        let found: Vec<Option<Bytes>> = self.query(redis::cmd("MGET").arg(heads)).await?;
+        found
+            .iter()
+            .map(|head| head.as_ref().map(series::head_bar).transpose())
             .collect()
     }
 
@@ -307,39 +313,20 @@ async fn check_credentials(client: &redis::Client, config: &CacheConfig) -> Resu
     let probe = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.connect_timeout()))
         .set_response_timeout(Some(config.response_timeout()));
-    let limit = config.connect_timeout() + config.response_timeout();
-    let connect = client.get_multiplexed_async_connection_with_config(&probe);
-    match bounded(limit, connect).await {
+    let connect = async {
+        let probe = client.get_multiplexed_async_connection_with_config(&probe);
+        probe.await.map_err(Error::from)
+    };
+    match within(config.connect_deadline(), connect).await {
         Err(e) if e.kind() == ErrorKind::Authentication => Err(e),
         _ => Ok(()),
     }
 }
 
-/// The blocks of a series, newest first, skipping `offset`, by rank: cheaper
-/// for Redis than by score. The `#count` member ranks last (its score is
-/// negative) and is dropped by [`blocks_only`].
-fn newest_blocks(key: &str, offset: usize, count: usize) -> Cmd {
-    redis::cmd("ZRANGE")
-        .arg(key)
-        .arg(offset)
-        .arg(offset + count - 1)
-        .arg("REV")
-        .to_owned()
-}
-
-/// Blocks only: a rank read can reach the `#count` member, which is dropped.
-fn blocks_only(mut members: Vec<Bytes>) -> Vec<Bytes> {
-    members.retain(|m| m.as_ref() != blocks::COUNT_MEMBER);
-    members
-}
-
-/// Runs a Redis future within `limit`; past it, a timeout error.
-async fn bounded<T>(
-    limit: Duration,
-    fut: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T> {
+/// Runs a future within `limit`; past it, a timeout error.
+async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
-        Ok(result) => result.map_err(Error::from),
+        Ok(result) => result,
         Err(_) => Err(Error::new(
             ErrorKind::Timeout,
             format!("Redis did not answer within {limit:?}"),

@@ -1,9 +1,10 @@
-//! The records of a series read, as the backends hand them back: runs of
-//! whole 52-byte records, oldest first within a run, newest run first
-//! (Redis hands out a slice of each block it read; the embedded backend a
-//! run per record). Every record is validated once, when the view is made.
+//! The bars of a series read, as the backends hand them back: runs of whole
+//! archived bars, oldest first within a run, newest run first (Redis hands
+//! out a slice of each member it read; the embedded backend a run per bar).
+//! Every bar is validated once, when the view is made, and so is the order:
+//! strictly newest first across the whole read, or it is corrupt.
 
-use crate::codec::{self, access_valid_bar, BAR_LEN};
+use crate::codec::{access_valid_archived_bar, ARCHIVED_BAR_LEN as BAR_LEN};
 use crate::error::{Error, Result};
 use crate::model::{ArchivedBar, Bar};
 use bytes::Bytes;
@@ -34,12 +35,13 @@ pub struct ArchivedBars {
 }
 
 impl ArchivedBars {
-    /// Validates every record; after this, reading them cannot fail.
+    /// Validates every bar and their order; after this, reading them cannot fail.
     pub(super) fn new(runs: Vec<Bytes>) -> Result<Self> {
         let mut len = 0;
+        let mut order = Order::NewestFirst(None);
         for run in &runs {
-            for record in newest_first(run)? {
-                access_valid_bar(record)?;
+            for bar in newest_first(run)? {
+                order.check(access_valid_archived_bar(bar)?.timestamp.to_native())?;
                 len += 1;
             }
         }
@@ -62,7 +64,7 @@ impl ArchivedBars {
             let n = run.len() / BAR_LEN;
             if i < n {
                 let start = (n - 1 - i) * BAR_LEN;
-                return codec::access::<Bar>(&run[start..start + BAR_LEN]).ok();
+                return access_archived(&run[start..start + BAR_LEN]);
             }
             i -= n;
         }
@@ -71,12 +73,12 @@ impl ArchivedBars {
 
     /// The bars, newest first.
     pub fn iter(&self) -> impl Iterator<Item = &ArchivedBar> + '_ {
-        // Validated in `new`: `access` succeeds on every record, and the
-        // filter never drops one (a cheap header and length check, no unsafe).
+        // Validated in `new`: `access` succeeds on every bar, and the
+        // filter never drops one (a cheap length check, no unsafe).
         self.runs
             .iter()
             .flat_map(|run| run.chunks_exact(BAR_LEN).rev())
-            .filter_map(|r| codec::access::<Bar>(r).ok())
+            .filter_map(access_archived)
     }
 
     /// Copies the bars out.
@@ -85,22 +87,69 @@ impl ArchivedBars {
     }
 }
 
-/// Every record of runs read newest first, validated and copied out once.
+/// Every bar of runs read newest first, validated and copied out once.
 pub(super) fn decode_newest(runs: Vec<Bytes>) -> Result<Vec<Bar>> {
     let mut bars = Vec::with_capacity(runs.iter().map(|r| r.len() / BAR_LEN).sum());
+    let mut order = Order::NewestFirst(None);
     for run in &runs {
-        for record in newest_first(run)? {
-            bars.push(access_valid_bar(record)?.to_bar());
+        for bar in newest_first(run)? {
+            let bar = access_valid_archived_bar(bar)?.to_bar();
+            order.check(bar.timestamp)?;
+            bars.push(bar);
         }
     }
     Ok(bars)
 }
 
-/// The records of a run (whole records, oldest first), newest first.
+/// Bars of a window, one per element, oldest first: validated, in strictly
+/// increasing time, copied out once.
+pub(super) fn decode_oldest(bars: Vec<Bytes>) -> Result<Vec<Bar>> {
+    let mut order = Order::OldestFirst(None);
+    bars.iter()
+        .map(|bar| {
+            let bar = access_valid_archived_bar(bar)?.to_bar();
+            order.check(bar.timestamp)?;
+            Ok(bar)
+        })
+        .collect()
+}
+
+/// The order a read must come in; a read out of it is corrupt, never handed
+/// out (a duplicate or a bar out of place would mislead every indicator).
+enum Order {
+    NewestFirst(Option<i64>),
+    OldestFirst(Option<i64>),
+}
+
+impl Order {
+    fn check(&mut self, ts: i64) -> Result<()> {
+        let (last, newest_first) = match self {
+            Order::NewestFirst(last) => (last, true),
+            Order::OldestFirst(last) => (last, false),
+        };
+        if last.is_some_and(|prev| (ts < prev) != newest_first || ts == prev) {
+            return Err(out_of_order(ts));
+        }
+        *last = Some(ts);
+        Ok(())
+    }
+}
+
+#[cold]
+fn out_of_order(ts: i64) -> Error {
+    Error::codec(format!("series read is out of order at bar {ts}"))
+}
+
+/// A bar already validated, in place.
+fn access_archived(bar: &[u8]) -> Option<&ArchivedBar> {
+    rkyv::access::<ArchivedBar, rkyv::rancor::Error>(bar).ok()
+}
+
+/// The bars of a run (whole bars, oldest first), newest first.
 fn newest_first(run: &[u8]) -> Result<std::iter::Rev<std::slice::ChunksExact<'_, u8>>> {
     if run.is_empty() || !run.len().is_multiple_of(BAR_LEN) {
         return Err(Error::codec(format!(
-            "a run of {} bytes is not whole {BAR_LEN}-byte bar records",
+            "a run of {} bytes is not whole {BAR_LEN}-byte bars",
             run.len(),
         )));
     }

@@ -1,9 +1,9 @@
 //! The calls of [`OhlcvCache`]: validation, then one backend call, then the
 //! shared read or write path.
 
-use super::archived::{decode_newest, ArchivedBars};
+use super::archived::{decode_newest, decode_oldest, ArchivedBars};
 use crate::backend::{SeriesWindow, SeriesWrite};
-use crate::codec::{self, access_valid_bar};
+use crate::codec::{self, access_valid_archived_bar};
 use crate::error::{Error, Result};
 use crate::limits::{check_bar_limit, check_series_count, MAX_BARS_PER_READ};
 use crate::model::{ArchivedBar, Bar, Timeframe};
@@ -73,17 +73,16 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         let ttl = options.ttl_for(&self.shared.config)?;
         let sorted = sorted_unique(bars)?;
-        let records = codec::encode_bars(&sorted);
-        let items: Vec<(i64, Bytes)> = sorted.iter().map(|b| b.timestamp).zip(records).collect();
+        let times: Vec<i64> = sorted.iter().map(|b| b.timestamp).collect();
         let write = SeriesWrite {
             key: &key,
-            items: &items,
+            bars: &codec::archive_bars(&sorted),
+            times: &times,
             ttl,
             max_len: options.max_bars_for(&self.shared.config),
-            interval_ms: interval_ms(tf),
         };
         let result = self.shared.backend.series_upsert(&write).await;
-        self.shared.observe_write("set_bars", &key, result)
+        self.shared.observe_write("set_bars", &key.set, result)
     }
 
     /// The newest `limit` bars, newest first; `None` when nothing is cached.
@@ -113,7 +112,7 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         check_bar_limit(limit)?;
         let fetched = self.shared.backend.series_newest(&key, limit).await;
-        self.finish_read("get_bars", &key, fetched, decode_newest)
+        self.finish_read("get_bars", &key.set, fetched, decode_newest)
     }
 
     /// As [`get_bars`](Self::get_bars), handing out the archived bars over the
@@ -131,7 +130,7 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         check_bar_limit(limit)?;
         let fetched = self.shared.backend.series_newest(&key, limit).await;
-        self.finish_read("get_bars", &key, fetched, ArchivedBars::new)
+        self.finish_read("get_bars", &key.set, fetched, ArchivedBars::new)
     }
 
     /// Bars with `from <= open time <= to` (unix ms), oldest first; `None` when
@@ -160,10 +159,9 @@ impl<'a> OhlcvCache<'a> {
             from,
             to,
             limit: MAX_BARS_PER_READ + 1,
-            interval_ms: interval_ms(tf),
         };
         let fetched = self.shared.backend.series_range(&window).await;
-        let bars = self.finish_read("get_range", &key, fetched, decode_bars)?;
+        let bars = self.finish_read("get_range", &key.set, fetched, decode_oldest)?;
         if bars.as_ref().is_some_and(|v| v.len() > MAX_BARS_PER_READ) {
             return Err(Error::invalid(format!(
                 "{from}..={to} holds more than {MAX_BARS_PER_READ} bars; read a narrower window"
@@ -181,7 +179,7 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         let fetched = self.shared.backend.series_latest(&key).await;
         self.shared
-            .finish_read("get_latest_bar", &key, fetched, decode_bar)
+            .finish_read("get_latest_bar", &key.set, fetched, decode_bar)
     }
 
     /// The newest bar of each series, in order, in one round trip: for
@@ -198,8 +196,9 @@ impl<'a> OhlcvCache<'a> {
             .map(|(s, tf)| self.shared.keys.series(s, *tf))
             .collect::<Result<Vec<_>>>()?;
         let fetched = self.shared.backend.series_latest_many(&keys).await;
+        let names: Vec<String> = keys.into_iter().map(|k| k.set).collect();
         self.shared
-            .finish_read_many("get_latest_bars", &keys, fetched, decode_bar)
+            .finish_read_many("get_latest_bars", &names, fetched, decode_bar)
     }
 
     /// Drops the series; true when it was cached.
@@ -210,8 +209,8 @@ impl<'a> OhlcvCache<'a> {
     /// connection, timeout or server errors.
     pub async fn invalidate(&self, symbol: &str, tf: Timeframe) -> Result<bool> {
         let key = self.shared.keys.series(symbol, tf)?;
-        let result = self.shared.backend.delete(std::slice::from_ref(&key)).await;
-        Ok(self.shared.observe_write("invalidate", &key, result)? > 0)
+        let result = self.shared.backend.series_delete(&key).await;
+        self.shared.observe_write("invalidate", &key.set, result)
     }
 
     /// The shared read path for reads of many records: none found is a miss.
@@ -227,19 +226,9 @@ impl<'a> OhlcvCache<'a> {
     }
 }
 
-/// The candle interval in ms, for the Redis block layout.
-fn interval_ms(tf: Timeframe) -> i64 {
-    i64::try_from(tf.millis()).unwrap_or(i64::MAX)
-}
-
-/// One record, validated and copied out.
-fn decode_bar(record: Bytes) -> Result<Bar> {
-    access_valid_bar(&record).map(ArchivedBar::to_bar)
-}
-
-/// Every record, validated and copied out once.
-fn decode_bars(records: Vec<Bytes>) -> Result<Vec<Bar>> {
-    records.into_iter().map(decode_bar).collect()
+/// One archived bar, validated and copied out.
+fn decode_bar(bar: Bytes) -> Result<Bar> {
+    access_valid_archived_bar(&bar).map(ArchivedBar::to_bar)
 }
 
 /// Validates every bar, sorts by open time and keeps the last bar given for

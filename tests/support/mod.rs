@@ -7,7 +7,9 @@ mod bounded;
 mod calls;
 mod events;
 mod fixtures;
+pub mod layout;
 mod server;
+pub mod shapes;
 
 /// The reference model of a series, the fuzz crate's own.
 #[path = "../../fuzz/src/series.rs"]

@@ -1,0 +1,353 @@
+//! How a series sits in Redis: runs of consecutive bars in a sorted set, and
+//! a head key.
+//!
+//! Each member of the set is a *run* ([`codec::Kind::BarRun`]): the archived
+//! bars of up to [`RUN_BARS`] consecutive bars *by count*, oldest first,
+//! scored by its first bar's open time. Gaps, sparse data and timestamps off
+//! the candle grid change nothing: a run holds bars, not a span of time.
+//! From the newest down:
+//!
+//! ```text
+//! tail   exactly one bar, the newest: the in-progress candle is rewritten
+//!        there, a 52-byte member, never a whole run
+//! open   1..=RUN_BARS bars: the run the tail's bar joins when a newer bar comes
+//! full   RUN_BARS bars each, in the newest EXACT_ZONE runs;
+//!        RUN_BARS..2*RUN_BARS-1 below it (bars inserted deep in the history
+//!        are merged into the runs around them, never cascaded upwards)
+//! oldest may hold fewer (the retention cap trims the oldest bars)
+//! ```
+//!
+//! So the newest `n` bars are always in the newest [`members_for`]`(n)`
+//! members: one `ZRANGE .. REV` by rank, one atomic command, whatever the
+//! data. The head key (`..:head`, [`codec::Kind::SeriesHead`]) holds the
+//! newest bar and the bar count: the latest bar of one series is a `GET`, of
+//! many an `MGET`. Both keys are written by one script, so they always agree.
+//!
+//! Why these sizes (measured on loopback, redis 7.0): a 42-bar run is 2,020
+//! bytes, 2,026 with Redis' string header, just under jemalloc's 2,048-byte
+//! class, so a bar costs about 50 bytes of Redis memory; replacing a member
+//! costs Redis a hash of its bytes, so the in-progress candle lives in a
+//! one-bar member (rewriting a 2 KB run each tick costs 1.5× a trivial
+//! `EVALSHA`); and a reply of a few 2 KB members costs no more than a `GET`
+//! of the same bytes, where a script that trims the reply server-side costs
+//! 1.7× (copies in and out of Lua).
+
+use crate::codec::{self, ARCHIVED_BAR_LEN};
+use crate::error::{Error, Result};
+use bytes::Bytes;
+
+/// Bars per full run.
+pub(crate) const RUN_BARS: usize = 42;
+
+/// The newest runs kept exactly full: a bar inserted among them repacks
+/// them up to the tail (at most this many runs, about 2,000 bars, rewritten),
+/// so reads of up to about 2,000 bars never over-fetch more than
+/// `2 * RUN_BARS - 2` bars.
+pub(crate) const EXACT_ZONE: usize = 48;
+
+/// Bars per script call: no command or reply is huge, and Redis, which runs
+/// a script in one go, stays responsive.
+pub(crate) const CHUNK_BARS: usize = 2_000;
+
+/// The newest members that hold the newest `n` bars (`n >= 1`): the tail
+/// holds one, the open run at least one, every other run at least
+/// [`RUN_BARS`] (or it is the oldest, and the series ends there).
+pub(crate) fn members_for(n: usize) -> usize {
+    if n <= 1 {
+        1
+    } else {
+        2 + (n - 2).div_ceil(RUN_BARS)
+    }
+}
+
+/// Members scored inside a window that hold `limit` bars: every run but the
+/// tail, the open run and the oldest holds at least [`RUN_BARS`].
+pub(crate) fn members_for_window(limit: usize) -> usize {
+    limit.div_ceil(RUN_BARS) + 3
+}
+
+/// Upserts bars into one series, atomically: one call per chunk.
+///
+/// KEYS: the run set, the head. ARGV: TTL ms, cap (0: none), RUN_BARS,
+/// EXACT_ZONE, archived bar length, run header, head header, then the bars
+/// (archived, back to back, sorted by time, one per time). Every check that
+/// can fail runs before the first write, so a chunk lands whole or not at all.
+/// Three paths, cheapest first: the in-progress candle (one bar, the newest's
+/// time: rewrite the tail and the head), appends (every bar newer than the
+/// newest: extend the open run, add full runs, a new tail), and a merge (bars
+/// among or before stored ones). A head without its tail in the set, or a set
+/// without its head (Redis evicted one of the two), drops the series: a
+/// cache may lose data, it must not serve a series it cannot vouch for.
+pub(crate) const UPSERT_LUA: &str = r#"#!lua
+local set, headk = KEYS[1], KEYS[2]
+local ttl, cap, B = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ZONE, W, RUN, HEAD = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local new = ARGV[8]
+local H = #RUN
+local n = #new / W
+
+local function num(x) return string.format('%.0f', x) end
+local function ts(bars, i) return (struct.unpack('<i8', bars, (i - 1) * W + 1)) end
+local function corrupt(what) return redis.error_reply('ERR corrupt series ' .. set .. ': ' .. what) end
+local function bars_of(m)
+  if #m <= H or (#m - H) % W ~= 0 or string.sub(m, 1, H) ~= RUN then return nil end
+  return string.sub(m, H + 1)
+end
+local function put(bars) redis.call('ZADD', set, num(ts(bars, 1)), RUN .. bars) end
+local function pack(bars, size)
+  local total, i = #bars / W, 0
+  while i < total do
+    local m = math.min(size(total - i), total - i)
+    put(string.sub(bars, i * W + 1, (i + m) * W))
+    i = i + m
+  end
+end
+local function full() return B end
+local function even(runs)
+  return function(left) local m = math.ceil(left / runs); runs = runs - 1; return m end
+end
+
+local lo, hi = ts(new, 1), ts(new, n)
+local head = redis.call('GET', headk)
+local count, newest, tail = 0, nil, nil
+if head then
+  if #head ~= H + W + 8 or string.sub(head, 1, H) ~= HEAD then return corrupt('head') end
+  tail = RUN .. string.sub(head, H + 1, H + W)
+  newest = (struct.unpack('<i8', head, H + 1))
+  count = (struct.unpack('<i8', head, H + W + 1))
+end
+
+local function finish(newest_bar)
+  while cap > 0 and count > cap do
+    local m = redis.call('ZRANGE', set, 0, 0)[1]
+    local k = math.max(1, math.floor((#m - H) / W))
+    redis.call('ZREM', set, m)
+    if k > count - cap then
+      put(string.sub(m, H + (count - cap) * W + 1))
+      k = count - cap
+    end
+    count = count - k
+  end
+  redis.call('SET', headk, HEAD .. newest_bar .. struct.pack('<i8', count), 'PX', ttl)
+  redis.call('PEXPIRE', set, ttl)
+  return count
+end
+
+if head and n == 1 and lo == newest and (cap == 0 or count <= cap) then
+  if redis.call('ZREM', set, tail) == 1 then
+    redis.call('ZADD', set, num(lo), RUN .. new)
+    redis.call('SET', headk, HEAD .. new .. string.sub(head, H + W + 1), 'PX', ttl)
+    redis.call('PEXPIRE', set, ttl)
+    return count
+  end
+  head = false
+elseif head and not redis.call('ZSCORE', set, tail) then
+  head = false
+end
+if not head then
+  redis.call('DEL', set)
+  count = 0
+end
+local last = string.sub(new, (n - 1) * W + 1)
+
+if head and lo > newest then
+  local below = redis.call('ZRANGE', set, 1, 1, 'REV')
+  local open = ''
+  if #below > 0 then
+    local bars = bars_of(below[1])
+    if not bars then return corrupt('run') end
+    if #bars < B * W then open = bars end
+  end
+  if #open > 0 then redis.call('ZREM', set, below[1]) end
+  redis.call('ZREM', set, tail)
+  pack(open .. string.sub(tail, H + 1) .. string.sub(new, 1, (n - 1) * W), full)
+  put(last)
+  count = count + n
+  return finish(last)
+end
+
+local region, old = {}, {}
+local function take(members)
+  for _, m in ipairs(members) do
+    local bars = bars_of(m)
+    if not bars then return false end
+    region[#region + 1] = m
+    old[#old + 1] = bars
+  end
+  return true
+end
+local to_top = true
+if head then
+  local first = redis.call('ZRANGE', set, num(lo), '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
+  if not take(first) or not take(redis.call('ZRANGE', set, '(' .. num(lo), num(hi), 'BYSCORE')) then
+    return corrupt('run')
+  end
+  if #region == 0 and not take(redis.call('ZRANGE', set, 0, 0)) then return corrupt('run') end
+  local top = '(' .. num(ts(old[#old], 1))
+  to_top = redis.call('ZCOUNT', set, top, '+inf') <= ZONE
+  if to_top and region[1] == tail then
+    -- The tail alone: the open run below it joins, or it would be left
+    -- short under a new open run.
+    local below = redis.call('ZRANGE', set, 1, 1, 'REV')
+    local bars = below[1] and bars_of(below[1])
+    if below[1] and not bars then return corrupt('run') end
+    if bars then table.insert(region, 1, below[1]); table.insert(old, 1, bars) end
+  end
+  if to_top and not take(redis.call('ZRANGE', set, top, '+inf', 'BYSCORE')) then
+    return corrupt('run')
+  end
+end
+old = table.concat(old)
+local merged, added, i, j = {}, 0, 1, 1
+local on, nn = #old / W, n
+while i <= on or j <= nn do
+  local a = i <= on and ts(old, i) or nil
+  local b = j <= nn and ts(new, j) or nil
+  if b == nil or (a ~= nil and a < b) then
+    merged[#merged + 1] = string.sub(old, (i - 1) * W + 1, i * W); i = i + 1
+  else
+    if a == b then i = i + 1 else added = added + 1 end
+    merged[#merged + 1] = string.sub(new, (j - 1) * W + 1, j * W); j = j + 1
+  end
+end
+merged = table.concat(merged)
+
+for _, m in ipairs(region) do redis.call('ZREM', set, m) end
+count = count + added
+if to_top then
+  pack(string.sub(merged, 1, #merged - W), full)
+  local newest_bar = string.sub(merged, #merged - W + 1)
+  put(newest_bar)
+  return finish(newest_bar)
+end
+pack(merged, even(math.max(1, math.floor(#merged / W / B))))
+return finish(string.sub(head, H + 1, H + W))
+"#;
+
+/// The newest `n` archived bars of members read newest first, as runs: a
+/// slice of the newest bars of each member, oldest first within it, newest
+/// run first. One slice per member, no copy.
+pub(crate) fn newest(members: &[Bytes], n: usize) -> Result<Vec<Bytes>> {
+    let mut out = Vec::with_capacity(members.len());
+    let mut left = n;
+    for member in members {
+        if left == 0 {
+            break;
+        }
+        let bars = bars_of(member)?;
+        let take = (bars.len() / ARCHIVED_BAR_LEN).min(left);
+        out.push(bars.slice(bars.len() - take * ARCHIVED_BAR_LEN..));
+        left -= take;
+    }
+    Ok(out)
+}
+
+/// The archived bars with `from <= ts <= to` of members given oldest first,
+/// at most `limit`, oldest first.
+pub(crate) fn window(members: &[Bytes], from: i64, to: i64, limit: usize) -> Result<Vec<Bytes>> {
+    let mut out = Vec::new();
+    for member in members {
+        let bars = bars_of(member)?;
+        for i in 0..bars.len() / ARCHIVED_BAR_LEN {
+            let bar = bars.slice(i * ARCHIVED_BAR_LEN..(i + 1) * ARCHIVED_BAR_LEN);
+            let ts = timestamp(&bar);
+            if ts > to || out.len() == limit {
+                return Ok(out);
+            }
+            if ts >= from {
+                out.push(bar);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The newest bar of a head value.
+pub(crate) fn head_bar(head: &Bytes) -> Result<Bytes> {
+    let bar = codec::head_bar(head)?;
+    Ok(head.slice_ref(bar))
+}
+
+/// The archived bars of one member, checked as a run, sliced without copying.
+fn bars_of(member: &Bytes) -> Result<Bytes> {
+    let bars = codec::run_bars(member).map_err(|e| Error::codec(format!("series member: {e}")))?;
+    Ok(member.slice_ref(bars))
+}
+
+/// The open time of an archived bar: its first field, an `i64` little-endian.
+/// Only for filtering: every bar handed out is validated by the caller.
+fn timestamp(bar: &[u8]) -> i64 {
+    let mut ts = [0u8; 8];
+    ts.copy_from_slice(&bar[..8]);
+    i64::from_le_bytes(ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Bar;
+
+    fn run(times: &[i64]) -> Bytes {
+        let bars: Vec<Bar> = times
+            .iter()
+            .map(|&t| Bar::new(t, 1.0, 2.0, 0.5, 1.5, 1.0))
+            .collect();
+        codec::encode_bar_run(&bars)
+    }
+
+    fn times(bars: &[Bytes]) -> Vec<i64> {
+        bars.iter()
+            .flat_map(|r| {
+                r.chunks_exact(ARCHIVED_BAR_LEN)
+                    .map(timestamp)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_n_bars_are_in_the_newest_members() {
+        assert_eq!(members_for(1), 1);
+        assert_eq!(members_for(2), 2);
+        assert_eq!(members_for(2 + RUN_BARS), 3);
+        assert_eq!(members_for(3 + RUN_BARS), 4);
+        // Worst case: an open run of one bar, then full runs.
+        for n in 1..500 {
+            let k = members_for(n);
+            let least = if k == 1 { 1 } else { 2 + (k - 2) * RUN_BARS };
+            assert!(least >= n, "{n} bars, {k} members hold {least}");
+        }
+        assert!(members_for(crate::limits::MAX_BARS_PER_READ) > EXACT_ZONE);
+    }
+
+    #[test]
+    fn newest_takes_a_slice_of_each_member() {
+        let members = [run(&[9]), run(&[6, 7, 8]), run(&[1, 2, 3])];
+        let runs = newest(&members, 5).unwrap();
+        assert_eq!(runs.len(), 3);
+        assert_eq!(times(&runs), vec![9, 6, 7, 8, 3]);
+        assert_eq!(times(&newest(&members, 100).unwrap()).len(), 7);
+        assert!(newest(&members, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn window_filters_and_limits() {
+        let members = [run(&[1, 2, 3]), run(&[4, 5]), run(&[7, 8, 9])];
+        assert_eq!(
+            times(&window(&members, 2, 7, 100).unwrap()),
+            vec![2, 3, 4, 5, 7]
+        );
+        assert_eq!(times(&window(&members, 2, 7, 2).unwrap()), vec![2, 3]);
+        assert!(window(&members, 10, 20, 5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_member_that_is_not_a_run_is_a_codec_error() {
+        let mut ragged = run(&[1, 2]).to_vec();
+        ragged.pop();
+        assert!(newest(&[Bytes::from(ragged)], 1).unwrap_err().is_codec());
+        let bar = codec::encode(&Bar::new(1, 1.0, 2.0, 0.5, 1.5, 1.0));
+        assert!(newest(&[bar], 1).unwrap_err().is_codec());
+        assert!(head_bar(&Bytes::from_static(b"IF")).unwrap_err().is_codec());
+    }
+}

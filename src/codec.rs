@@ -247,8 +247,8 @@ pub(crate) fn archive_bars(bars: &[Bar]) -> Bytes {
     buf.into()
 }
 
-/// The header every stored value of `kind` starts with.
-pub(crate) fn header_bytes(kind: Kind) -> [u8; HEADER_LEN] {
+/// The header every stored value of `kind` starts with, in this format version.
+pub fn header_bytes(kind: Kind) -> [u8; HEADER_LEN] {
     [MAGIC[0], MAGIC[1], kind as u8, FORMAT_VERSION]
 }
 

@@ -24,13 +24,30 @@ use crate::model::{validate_symbol, Timeframe};
 /// `codec::FORMAT_VERSION` in the key (a codec test keeps the two equal).
 pub(crate) const VERSION: &str = "v2";
 
-/// The two keys of one series, on one hash slot.
+/// The two keys of one series, on one hash slot, in one string: the head's
+/// name is the run set's with `:head` after it (one allocation per series,
+/// and a read of 100 series builds 100).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SeriesKey {
+pub(crate) struct SeriesKey(String);
+
+const HEAD_SUFFIX: &str = ":head";
+
+impl SeriesKey {
     /// The sorted set of bar runs; also the name events and errors report.
-    pub set: String,
+    pub(crate) fn set(&self) -> &str {
+        &self.0[..self.0.len() - HEAD_SUFFIX.len()]
+    }
+
     /// The head: newest bar and bar count, read by `GET` and `MGET`.
-    pub head: String,
+    pub(crate) fn head(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SeriesKey {
+    fn as_ref(&self) -> &str {
+        self.set()
+    }
 }
 
 /// Builds keys under one namespace.
@@ -40,6 +57,14 @@ pub(crate) struct Keys {
     prefix: String,
     /// `{namespace}:v2:`, the prefix of every key in this crate's format.
     ns: String,
+}
+
+#[cfg(test)]
+impl SeriesKey {
+    /// A key of the backends' unit tests.
+    pub(crate) fn for_test(set: &str) -> Self {
+        SeriesKey(format!("{set}{HEAD_SUFFIX}"))
+    }
 }
 
 impl Keys {
@@ -61,14 +86,19 @@ impl Keys {
         // Built by hand: this runs on every OHLCV call, and `format!` grows
         // its string several times (a tenth of an embedded read).
         let tf = tf.as_str();
-        let mut set = String::with_capacity(self.ns.len() + symbol.len() + tf.len() + 15);
-        for part in [self.ns.as_str(), ":ohlcv:{", symbol, ":", tf, "}"] {
-            set.push_str(part);
+        let mut key = String::with_capacity(self.ns.len() + symbol.len() + tf.len() + 15);
+        for part in [
+            self.ns.as_str(),
+            ":ohlcv:{",
+            symbol,
+            ":",
+            tf,
+            "}",
+            HEAD_SUFFIX,
+        ] {
+            key.push_str(part);
         }
-        let mut head = String::with_capacity(set.len() + 5);
-        head.push_str(&set);
-        head.push_str(":head");
-        Ok(SeriesKey { set, head })
+        Ok(SeriesKey(key))
     }
 
     pub(crate) fn ticker(&self, symbol: &str) -> Result<String> {
@@ -114,8 +144,8 @@ mod tests {
     fn layout_is_stable() {
         let k = Keys::new("iftb");
         let series = k.series("BTCUSDT", Timeframe::H1).unwrap();
-        assert_eq!(series.set, "iftb:v2:ohlcv:{BTCUSDT:1h}");
-        assert_eq!(series.head, "iftb:v2:ohlcv:{BTCUSDT:1h}:head");
+        assert_eq!(series.set(), "iftb:v2:ohlcv:{BTCUSDT:1h}");
+        assert_eq!(series.head(), "iftb:v2:ohlcv:{BTCUSDT:1h}:head");
         assert_eq!(k.ticker("ETHUSDT").unwrap(), "iftb:v2:ticker:{ETHUSDT}");
         assert_eq!(k.funding("ETHUSDT").unwrap(), "iftb:v2:funding:{ETHUSDT}");
         assert_eq!(k.fear_greed(), "iftb:v2:fear_greed");

@@ -57,17 +57,17 @@ impl Shared {
     /// a failed reply fails the whole call, or reads as all misses in
     /// fail-open mode; so does a value that cannot be decoded, or it reads
     /// as a miss of its own key in fail-open mode.
-    pub(crate) fn finish_read_many<R, T>(
+    pub(crate) fn finish_read_many<K: AsRef<str>, R, T>(
         &self,
         op: &str,
-        keys: &[String],
+        keys: &[K],
         fetched: Result<Vec<Option<R>>>,
         decode: impl Fn(R) -> Result<T>,
     ) -> Result<Vec<Option<T>>> {
         let misses = || keys.iter().map(|_| None).collect();
         let values = self.observe_read(op, "", fetched, misses)?;
         let each = keys.iter().zip(values);
-        each.map(|(key, v)| self.decode_counted(op, key, v, &decode))
+        each.map(|(key, v)| self.decode_counted(op, key.as_ref(), v, &decode))
             .collect()
     }
 

@@ -429,6 +429,30 @@ fn config_rejects_a_zero_connect_timeout() {
 }
 
 #[test]
+fn config_rejects_timeouts_no_deadline_can_be_built_from() {
+    // Duration::MAX once passed build() and panicked at connect, adding the
+    // deadline's margin; an hour and a second is a unit mistake.
+    for absurd in [
+        Duration::MAX,
+        iftb_cache::MAX_TIMEOUT + Duration::from_secs(1),
+    ] {
+        config_error(CacheConfig::builder().connect_timeout(absurd).build());
+        config_error(CacheConfig::builder().response_timeout(absurd).build());
+    }
+    let longest = CacheConfig::builder()
+        .connect_timeout(iftb_cache::MAX_TIMEOUT)
+        .response_timeout(iftb_cache::MAX_TIMEOUT)
+        .build()
+        .unwrap();
+    let margin = Duration::from_millis(250);
+    assert_eq!(longest.call_deadline(), iftb_cache::MAX_TIMEOUT + margin);
+    assert_eq!(
+        longest.connect_deadline(),
+        2 * iftb_cache::MAX_TIMEOUT + margin
+    );
+}
+
+#[test]
 fn config_rejects_a_url_of_another_scheme() {
     config_error(
         CacheConfig::builder()

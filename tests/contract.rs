@@ -191,3 +191,34 @@ async fn connecting_to_nothing_fails_fast_with_a_connection_error() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn connecting_to_a_server_that_never_answers_fails_within_the_connect_deadline() {
+    // Accepts the connection, never says a word: the handshake hangs.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let config = iftb_cache::CacheConfig::builder()
+        .redis_url(&format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_millis(200))
+        .response_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let deadline = config.connect_deadline();
+    let started = std::time::Instant::now();
+    let err = iftb_cache::CacheManager::connect(config).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_unavailable(), "{err}");
+    // One bound for the whole connect, not one per attempt or step.
+    let slack = Duration::from_millis(300);
+    assert!(
+        took <= deadline + slack,
+        "took {took:?}, deadline {deadline:?}"
+    );
+    held.abort();
+}

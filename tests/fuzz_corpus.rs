@@ -44,6 +44,11 @@ fn decode_bar() {
 }
 
 #[test]
+fn decode_bar_run() {
+    replay("decode_bar_run", checks::check_decode_bar_run);
+}
+
+#[test]
 fn decode_ticker() {
     replay("decode_ticker", checks::check_decode_ticker);
 }

@@ -2,6 +2,8 @@
 //! every run measures the same bars, tickers and LLM documents.
 #![allow(dead_code)]
 
+pub mod samples;
+
 use iftb_cache::{Bar, Ticker};
 
 /// The seed of every generator here.

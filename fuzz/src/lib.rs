@@ -57,6 +57,28 @@ pub fn check_decode_bar(data: &[u8]) {
     }
 }
 
+/// A run of bars (a series member): decodes only as whole, valid bars in
+/// strictly increasing time, fails only with a codec error, and what it
+/// accepts re-encodes to the very same bytes.
+pub fn check_decode_bar_run(data: &[u8]) {
+    match codec::decode_bar_run(data) {
+        Ok(bars) => {
+            assert!(!bars.is_empty(), "an empty run decoded");
+            assert!(bars.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+            assert!(
+                bars.iter().all(|b| b.validate().is_ok()),
+                "an invalid bar decoded"
+            );
+            assert_eq!(
+                &codec::encode_bar_run(&bars)[..],
+                data,
+                "re-encoding changed the bytes"
+            );
+        }
+        Err(e) => assert!(e.is_codec(), "{e}"),
+    }
+}
+
 /// As [`check_decode_bar`], for a funding rate (`f64`).
 pub fn check_decode_funding_rate(data: &[u8]) {
     let decoded = codec::decode::<f64>(data);

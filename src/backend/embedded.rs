@@ -167,7 +167,7 @@ impl EmbeddedBackend {
 
     pub(crate) fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
         let now = Instant::now();
-        let key = w.key.set.as_str();
+        let key = w.key.set();
         let mut shard = self.write(key);
         let (mut series, old_size, old_expiry) = match shard.remove(key) {
             Some(e) if e.live(now) => match e.stored {
@@ -195,18 +195,18 @@ impl EmbeddedBackend {
     }
 
     pub(crate) fn series_newest(&self, key: &SeriesKey, n: usize) -> Result<Vec<Bytes>> {
-        self.with_series(&key.set, |s| s.values().rev().take(n).cloned().collect())
+        self.with_series(key.set(), |s| s.values().rev().take(n).cloned().collect())
     }
 
     pub(crate) fn series_latest(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
-        self.with_series(&key.set, |s| s.values().next_back().cloned())
+        self.with_series(key.set(), |s| s.values().next_back().cloned())
     }
 
     pub(crate) fn series_range(&self, w: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
         if w.from > w.to {
             return Ok(Vec::new());
         }
-        self.with_series(&w.key.set, |s| {
+        self.with_series(w.key.set(), |s| {
             let bars = s.range(w.from..=w.to).take(w.limit);
             bars.map(|(_, v)| v.clone()).collect()
         })
@@ -214,7 +214,7 @@ impl EmbeddedBackend {
 
     /// One entry: the head is the map's last bar, not a key of its own.
     pub(crate) fn series_delete(&self, key: &SeriesKey) -> Result<bool> {
-        Ok(self.delete(std::slice::from_ref(&key.set))? > 0)
+        Ok(self.delete(&[key.set().to_string()])? > 0)
     }
 
     pub(crate) fn series_latest_many(&self, keys: &[SeriesKey]) -> Result<Vec<Option<Bytes>>> {
@@ -399,10 +399,7 @@ mod tests {
     use super::*;
 
     fn key(name: &str) -> SeriesKey {
-        SeriesKey {
-            set: name.to_string(),
-            head: format!("{name}:head"),
-        }
+        SeriesKey::for_test(name)
     }
 
     /// A batch of `times.len()` bars of `ARCHIVED_BAR_LEN` bytes of `fill`.

@@ -191,8 +191,8 @@ impl RedisBackend {
             pipe.cmd("EVALSHA")
                 .arg(self.upsert.get_hash())
                 .arg(2)
-                .arg(&w.key.set)
-                .arg(&w.key.head)
+                .arg(w.key.set())
+                .arg(w.key.head())
                 .arg(ttl_millis(w.ttl))
                 .arg(cap)
                 .arg(series::RUN_BARS)
@@ -201,6 +201,7 @@ impl RedisBackend {
                 .arg(&codec::header_bytes(Kind::BarRun)[..])
                 .arg(&codec::header_bytes(Kind::SeriesHead)[..])
                 .arg(&w.bars[start * bar..end * bar])
+                .arg(w.times[start])
                 .ignore();
         }
         pipe
@@ -210,7 +211,7 @@ impl RedisBackend {
     pub(crate) async fn series_newest(&self, key: &SeriesKey, n: usize) -> Result<Vec<Bytes>> {
         let members = series::members_for(n);
         let cmd = redis::cmd("ZRANGE")
-            .arg(&key.set)
+            .arg(key.set())
             .arg(0)
             .arg(members - 1)
             .arg("REV")
@@ -221,8 +222,8 @@ impl RedisBackend {
 
     /// The head: one `GET` of one small value.
     pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
-        let head: Option<Bytes> = self.query(redis::cmd("GET").arg(&key.head)).await?;
-        head.as_ref().map(series::head_bar).transpose()
+        let head: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key.head())).await?;
+        head.map(series::head_bar).transpose()
     }
 
     /// The run holding `from` and the runs that start inside the window, in
@@ -231,7 +232,7 @@ impl RedisBackend {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("ZRANGE")
-            .arg(&w.key.set)
+            .arg(w.key.set())
             .arg(w.from)
             .arg("-inf")
             .arg("BYSCORE")
@@ -240,7 +241,7 @@ impl RedisBackend {
             .arg(0)
             .arg(1)
             .cmd("ZRANGE")
-            .arg(&w.key.set)
+            .arg(w.key.set())
             .arg(format!("({}", w.from))
             .arg(w.to)
             .arg("BYSCORE")
@@ -254,7 +255,10 @@ impl RedisBackend {
 
     /// Both keys in one `UNLINK`.
     pub(crate) async fn series_delete(&self, key: &SeriesKey) -> Result<bool> {
-        let cmd = redis::cmd("UNLINK").arg(&key.set).arg(&key.head).to_owned();
+        let cmd = redis::cmd("UNLINK")
+            .arg(key.set())
+            .arg(key.head())
+            .to_owned();
         Ok(self.query::<u64>(&cmd).await? > 0)
     }
 
@@ -263,11 +267,11 @@ impl RedisBackend {
         &self,
         keys: &[SeriesKey],
     ) -> Result<Vec<Option<Bytes>>> {
-        let heads = keys.iter().map(|k| k.head.as_str()).collect::<Vec<_>>();
-        let found: Vec<Option<Bytes>> = self.query(redis::cmd("MGET").arg(heads)).await?;
+        let heads = keys.iter().map(|k| k.head()).collect::<Vec<_>>();
+        let found: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(heads)).await?;
         found
-            .iter()
-            .map(|head| head.as_ref().map(series::head_bar).transpose())
+            .into_iter()
+            .map(|head| head.map(series::head_bar).transpose())
             .collect()
     }
 

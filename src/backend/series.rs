@@ -69,8 +69,9 @@ pub(crate) fn members_for_window(limit: usize) -> usize {
 /// Upserts bars into one series, atomically: one call per chunk.
 ///
 /// KEYS: the run set, the head. ARGV: TTL ms, cap (0: none), RUN_BARS,
-/// EXACT_ZONE, archived bar length, run header, head header, then the bars
-/// (archived, back to back, sorted by time, one per time). Every check that
+/// EXACT_ZONE, archived bar length, run header, head header, the bars
+/// (archived, back to back, sorted by time, one per time), the first bar's
+/// open time. Every check that
 /// can fail runs before the first write, so a chunk lands whole or not at all.
 /// Three paths, cheapest first: the in-progress candle (one bar, the newest's
 /// time: rewrite the tail and the head), appends (every bar newer than the
@@ -80,12 +81,26 @@ pub(crate) fn members_for_window(limit: usize) -> usize {
 /// cache may lose data, it must not serve a series it cannot vouch for.
 pub(crate) const UPSERT_LUA: &str = r#"#!lua
 local set, headk = KEYS[1], KEYS[2]
-local ttl, cap, B = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local ZONE, W, RUN, HEAD = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local new = ARGV[8]
+local ttl, cap = ARGV[1], tonumber(ARGV[2])
+local W, RUN, HEAD, new = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 local H = #RUN
-local n = #new / W
+local head = redis.call('GET', headk)
 
+-- The in-progress candle, the call of every tick, first and with the least
+-- work: one bar at the newest bar's open time (the same 8 bytes) rewrites
+-- the one-bar tail run and the head.
+if head and #new == W and #head == H + W + 8 and string.sub(head, 1, H) == HEAD
+    and string.sub(new, 1, 8) == string.sub(head, H + 1, H + 8)
+    and (cap == 0 or (struct.unpack('<i8', head, H + W + 1)) <= cap)
+    and redis.call('ZREM', set, RUN .. string.sub(head, H + 1, H + W)) == 1 then
+  redis.call('ZADD', set, ARGV[9], RUN .. new)
+  redis.call('SET', headk, HEAD .. new .. string.sub(head, H + W + 1), 'PX', ttl)
+  redis.call('PEXPIRE', set, ttl)
+  return 1
+end
+
+local B, ZONE = tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = #new / W
 local function num(x) return string.format('%.0f', x) end
 local function ts(bars, i) return (struct.unpack('<i8', bars, (i - 1) * W + 1)) end
 local function corrupt(what) return redis.error_reply('ERR corrupt series ' .. set .. ': ' .. what) end
@@ -108,7 +123,6 @@ local function even(runs)
 end
 
 local lo, hi = ts(new, 1), ts(new, n)
-local head = redis.call('GET', headk)
 local count, newest, tail = 0, nil, nil
 if head then
   if #head ~= H + W + 8 or string.sub(head, 1, H) ~= HEAD then return corrupt('head') end
@@ -133,15 +147,7 @@ local function finish(newest_bar)
   return count
 end
 
-if head and n == 1 and lo == newest and (cap == 0 or count <= cap) then
-  if redis.call('ZREM', set, tail) == 1 then
-    redis.call('ZADD', set, num(lo), RUN .. new)
-    redis.call('SET', headk, HEAD .. new .. string.sub(head, H + W + 1), 'PX', ttl)
-    redis.call('PEXPIRE', set, ttl)
-    return count
-  end
-  head = false
-elseif head and not redis.call('ZSCORE', set, tail) then
+if head and not redis.call('ZSCORE', set, tail) then
   head = false
 end
 if not head then
@@ -262,10 +268,14 @@ pub(crate) fn window(members: &[Bytes], from: i64, to: i64, limit: usize) -> Res
     Ok(out)
 }
 
-/// The newest bar of a head value.
-pub(crate) fn head_bar(head: &Bytes) -> Result<Bytes> {
-    let bar = codec::head_bar(head)?;
-    Ok(head.slice_ref(bar))
+/// The newest bar of a head value, moved to the front of its own buffer: a
+/// slice of a reply's `Vec` would cost `Bytes` an allocation to share it,
+/// and a 100-series read makes 100 of them.
+pub(crate) fn head_bar(mut head: Vec<u8>) -> Result<Bytes> {
+    codec::head_bar(&head)?;
+    head.drain(..codec::HEADER_LEN);
+    head.truncate(ARCHIVED_BAR_LEN);
+    Ok(Bytes::from(head))
 }
 
 /// The archived bars of one member, checked as a run, sliced without copying.
@@ -348,6 +358,6 @@ mod tests {
         assert!(newest(&[Bytes::from(ragged)], 1).unwrap_err().is_codec());
         let bar = codec::encode(&Bar::new(1, 1.0, 2.0, 0.5, 1.5, 1.0));
         assert!(newest(&[bar], 1).unwrap_err().is_codec());
-        assert!(head_bar(&Bytes::from_static(b"IF")).unwrap_err().is_codec());
+        assert!(head_bar(b"IF".to_vec()).unwrap_err().is_codec());
     }
 }

@@ -82,7 +82,7 @@ impl<'a> OhlcvCache<'a> {
             max_len: options.max_bars_for(&self.shared.config),
         };
         let result = self.shared.backend.series_upsert(&write).await;
-        self.shared.observe_write("set_bars", &key.set, result)
+        self.shared.observe_write("set_bars", key.set(), result)
     }
 
     /// The newest `limit` bars, newest first; `None` when nothing is cached.
@@ -112,7 +112,7 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         check_bar_limit(limit)?;
         let fetched = self.shared.backend.series_newest(&key, limit).await;
-        self.finish_read("get_bars", &key.set, fetched, decode_newest)
+        self.finish_read("get_bars", key.set(), fetched, decode_newest)
     }
 
     /// As [`get_bars`](Self::get_bars), handing out the archived bars over the
@@ -130,7 +130,7 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         check_bar_limit(limit)?;
         let fetched = self.shared.backend.series_newest(&key, limit).await;
-        self.finish_read("get_bars", &key.set, fetched, ArchivedBars::new)
+        self.finish_read("get_bars", key.set(), fetched, ArchivedBars::new)
     }
 
     /// Bars with `from <= open time <= to` (unix ms), oldest first; `None` when
@@ -161,7 +161,7 @@ impl<'a> OhlcvCache<'a> {
             limit: MAX_BARS_PER_READ + 1,
         };
         let fetched = self.shared.backend.series_range(&window).await;
-        let bars = self.finish_read("get_range", &key.set, fetched, decode_oldest)?;
+        let bars = self.finish_read("get_range", key.set(), fetched, decode_oldest)?;
         if bars.as_ref().is_some_and(|v| v.len() > MAX_BARS_PER_READ) {
             return Err(Error::invalid(format!(
                 "{from}..={to} holds more than {MAX_BARS_PER_READ} bars; read a narrower window"
@@ -179,7 +179,7 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         let fetched = self.shared.backend.series_latest(&key).await;
         self.shared
-            .finish_read("get_latest_bar", &key.set, fetched, decode_bar)
+            .finish_read("get_latest_bar", key.set(), fetched, decode_bar)
     }
 
     /// The newest bar of each series, in order, in one round trip: for
@@ -196,9 +196,8 @@ impl<'a> OhlcvCache<'a> {
             .map(|(s, tf)| self.shared.keys.series(s, *tf))
             .collect::<Result<Vec<_>>>()?;
         let fetched = self.shared.backend.series_latest_many(&keys).await;
-        let names: Vec<String> = keys.into_iter().map(|k| k.set).collect();
         self.shared
-            .finish_read_many("get_latest_bars", &names, fetched, decode_bar)
+            .finish_read_many("get_latest_bars", &keys, fetched, decode_bar)
     }
 
     /// Drops the series; true when it was cached.
@@ -210,7 +209,7 @@ impl<'a> OhlcvCache<'a> {
     pub async fn invalidate(&self, symbol: &str, tf: Timeframe) -> Result<bool> {
         let key = self.shared.keys.series(symbol, tf)?;
         let result = self.shared.backend.series_delete(&key).await;
-        self.shared.observe_write("invalidate", &key.set, result)
+        self.shared.observe_write("invalidate", key.set(), result)
     }
 
     /// The shared read path for reads of many records: none found is a miss.

@@ -172,6 +172,11 @@ impl RedisServer {
         );
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port

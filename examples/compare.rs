@@ -38,7 +38,7 @@ const TTL: Duration = Duration::from_secs(3_600);
 const SCAN_COUNT: usize = 100;
 /// The series' sorted set, as `src/keys.rs` lays it out in the default namespace.
 /// The naive sorted-set layout, for comparison: one member per bar record,
-/// scored by open time (what iftb-cache stored before it packed blocks).
+/// scored by open time (what iftb-cache stored before it packed bars in runs).
 const NAIVE_KEY: &str = "naive:ohlcv:{BTCUSDT:1h}";
 
 /// How many samples each measurement takes.

@@ -30,11 +30,11 @@
 //! | [`codec`] | the 4-byte header and validated rkyv access of every stored value |
 //! | `config` | [`CacheConfig`]: backend choice, namespace, TTL table, timeouts, fail-open |
 //! | `options` | [`WriteOptions`], [`BarWriteOptions`], [`ComputeOptions`]: per-call options of the `*_with` calls |
-//! | `backend/` | the storage vocabulary; `redis.rs` (with `blocks.rs`, the series layout) and `embedded.rs` implement it |
+//! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout) and `embedded.rs` implement it |
 //! | `stats`, `flight` | counters ([`CacheStats`]); single flight of `get_or_compute` |
 //! | `shared` | what one manager's typed caches share: the one read path and one write path, fail-open rules |
 //! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON, on either backend |
-//! | `ohlcv/` | [`OhlcvCache`]: candle series, one sorted set each; [`ArchivedBars`], the zero-copy view of a read |
+//! | `ohlcv/` | [`OhlcvCache`]: candle series, a sorted set of bar runs and a head each; [`ArchivedBars`], the zero-copy view of a read |
 //! | `market` | [`MarketDataCache`]: tickers, funding rates, Fear & Greed; batch reads in one MGET |
 //! | `llm/` | [`LlmCache`]: LLM results as JSON, LZ4 over 10 KB; single-flight `get_or_compute` |
 //! | `manager` | [`CacheManager`]: connects, hands out the typed caches, health, clearing |

@@ -379,8 +379,8 @@ async fn series_are_independent_per_symbol_and_timeframe(t: &TestCache) {
     );
 }
 
-/// Bars 64 intervals apart: on Redis each sits in a block of its own, so the
-/// reads need more blocks than full blocks would, and ask again for them.
+/// Bars 64 intervals apart (an illiquid symbol): read whole, newest first and
+/// by window, as a dense series would be.
 async fn sparse_series_read_whole(t: &TestCache) {
     let o = t.cache.ohlcv();
     let sparse: Vec<Bar> = (0..1_000).map(|i| bar(i * 64)).collect();

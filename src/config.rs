@@ -193,11 +193,14 @@ impl CacheConfig {
     }
 
     /// The bound on [`CacheManager::connect`](crate::CacheManager::connect)
-    /// to Redis, end to end: the connect timeout plus the response timeout
-    /// (one connection and its handshake) plus 250 ms. Past it, connecting
-    /// fails with [`ErrorKind::Timeout`] or the connection error met.
+    /// to Redis, end to end: twice the connect timeout plus the response
+    /// timeout (two connections and their handshakes: the credential check's,
+    /// which reports a refused password at once, and the one kept), plus
+    /// 250 ms. Past it, connecting fails with [`ErrorKind::Timeout`] or the
+    /// connection error met.
     pub fn connect_deadline(&self) -> Duration {
-        self.connect_timeout + self.response_timeout + crate::limits::DEADLINE_MARGIN
+        let one = self.connect_timeout + self.response_timeout;
+        one * 2 + crate::limits::DEADLINE_MARGIN
     }
 
     /// Bytes of keys and values the embedded backend holds before it evicts.

@@ -143,7 +143,7 @@ impl From<redis::RedisError> for Error {
             ErrorKind::Connection
         } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
             ErrorKind::Config
-        } else if has_code(&e, "WRONGTYPE") {
+        } else if has_code(&e, "WRONGTYPE") || has_code(&e, "CORRUPT") {
             ErrorKind::Codec
         } else {
             ErrorKind::Server
@@ -154,8 +154,9 @@ impl From<redis::RedisError> for Error {
 
 /// True when Redis answered `code` (`WRONGTYPE`: one of our keys holds a
 /// value of another Redis type, foreign data as a foreign string would be;
-/// `LOADING`: the server is not serving yet), to the command or to any
-/// command of a transaction it aborted.
+/// `CORRUPT`: the series script met a member or head that is not ours;
+/// `LOADING`: the server is not serving yet), to the command, to any
+/// command of a pipeline, or of a transaction it aborted.
 fn has_code(e: &redis::RedisError, code: &str) -> bool {
     e.code() == Some(code)
         || e.clone()

@@ -448,7 +448,7 @@ fn config_rejects_timeouts_no_deadline_can_be_built_from() {
     assert_eq!(longest.call_deadline(), iftb_cache::MAX_TIMEOUT + margin);
     assert_eq!(
         longest.connect_deadline(),
-        2 * iftb_cache::MAX_TIMEOUT + margin
+        4 * iftb_cache::MAX_TIMEOUT + margin
     );
 }
 

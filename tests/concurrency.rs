@@ -51,10 +51,23 @@ fn bar(times: &[i64], i: usize, version: usize) -> Bar {
     Bar::new(times[i], close, close + 1.0, close - 1.0, close, 1.0)
 }
 
-/// What the writers have had acknowledged: the first `appended` bars.
+/// What the writers have had acknowledged: the first `appended` bars, and
+/// the version of each bar the rewriter wrote last.
 struct Written {
     times: Vec<i64>,
     appended: AtomicUsize,
+    rewritten: std::sync::Mutex<Vec<Option<usize>>>,
+}
+
+/// The version the feed leaves bar `i` at: its in-progress updates (1, 2)
+/// go to a bar alone or to the last of a burst; bar 0 is written once.
+fn feed_version(i: usize) -> usize {
+    let in_burst = i >= 100 && i % 100 < 10;
+    if i == 0 || (in_burst && i % 100 != 9) {
+        0
+    } else {
+        2
+    }
 }
 
 impl Written {
@@ -160,16 +173,24 @@ async fn feed(cache: CacheManager, w: Arc<Written>) {
     }
 }
 
-/// History rewritten: batches of acknowledged bars, each a new version.
+/// History rewritten: batches of acknowledged bars the feed is done with
+/// (all but the newest), each a new version.
 async fn rewriter(cache: CacheManager, w: Arc<Written>) {
     let o = cache.ohlcv();
     for round in 0..300usize {
-        let acked = w.acked();
-        let picks: Vec<Bar> = (0..20)
-            .map(|k| (round * 7_919 + k * 104_729) % acked)
-            .map(|i| bar(&w.times, i, 3 + round % (VERSIONS - 3)))
+        let done = w.acked().saturating_sub(1).max(1);
+        let version = 3 + round % (VERSIONS - 3);
+        let picks: Vec<usize> = (0..20)
+            .map(|k| (round * 7_919 + k * 104_729) % done)
             .collect();
-        o.set_bars(SYMBOL, TF, &picks).await.unwrap();
+        let bars: Vec<Bar> = picks.iter().map(|&i| bar(&w.times, i, version)).collect();
+        o.set_bars(SYMBOL, TF, &bars).await.unwrap();
+        {
+            let mut rewritten = w.rewritten.lock().unwrap();
+            for i in picks {
+                rewritten[i] = Some(version);
+            }
+        }
         tokio::task::yield_now().await;
     }
 }
@@ -225,6 +246,7 @@ async fn readers_see_snapshots(connect: impl Fn() -> CacheManager) {
     let w = Arc::new(Written {
         times: schedule(),
         appended: AtomicUsize::new(1),
+        rewritten: std::sync::Mutex::new(vec![None; BARS]),
     });
     let setup = connect();
     setup
@@ -258,9 +280,16 @@ async fn readers_see_snapshots(connect: impl Fn() -> CacheManager) {
         READS * READERS,
         &failures[..failures.len().min(5)]
     );
-    // And once the writers are done, the whole series, as written.
+    // And once the writers are done, the whole series, as written last: no
+    // update lost, none applied twice.
     let all = setup.ohlcv().get_bars(SYMBOL, TF, BARS).await.unwrap();
-    w.check_newest(all, BARS, BARS).unwrap();
+    w.check_newest(all.clone(), BARS, BARS).unwrap();
+    let rewritten = w.rewritten.lock().unwrap();
+    for bar in all.unwrap() {
+        let i = w.index_of(&bar).unwrap();
+        let want = rewritten[i].unwrap_or_else(|| feed_version(i));
+        assert_eq!(bar.close as usize % VERSIONS, want, "bar {i}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,12 +25,14 @@ enum Op {
     /// A burst of updates of the in-progress candle: the newest bar rewritten
     /// with each close in turn (or, with `advance`, a new candle `gap` ms
     /// later); then, as a feed catching up after a reconnect, one batch of
-    /// the candle and the ones since (`since`: their gaps).
+    /// the candle and the ones since (`since`: their gaps), with a recent
+    /// bar revised in it (`revise`: the how-manieth newest).
     Tick {
         series: usize,
         closes: Vec<u32>,
         advance: Option<i64>,
         since: Vec<i64>,
+        revise: Option<usize>,
         cap: Option<usize>,
     },
     GetBars {
@@ -119,9 +121,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             prop::collection::vec(1u32..1_000, 1..8),
             advance,
             prop::collection::vec(gap_strategy(), 0..4),
+            prop::option::of(1usize..90),
             cap_strategy(),
         )
-            .prop_map(|(series, closes, advance, since, cap)| Op::Tick { series, closes, advance, since, cap }),
+            .prop_map(|(series, closes, advance, since, revise, cap)| Op::Tick {
+                series,
+                closes,
+                advance,
+                since,
+                revise,
+                cap,
+            }),
         2 => (series.clone(), prop_oneof![1usize..150, 150usize..5_000])
             .prop_map(|(series, limit)| Op::GetBars { series, limit }),
         2 => (series.clone(), 0..SPAN * 2, 0..SPAN * 2)
@@ -204,6 +214,7 @@ async fn check(
                 closes,
                 advance,
                 since,
+                revise,
                 cap,
             } => {
                 let (sym, tf) = name(series);
@@ -216,6 +227,11 @@ async fn check(
                 }
                 let mut at = ts;
                 let mut catch_up = vec![bar(ts, 500, 7, 7)];
+                let stored = model.0.get(&series);
+                let revised = revise.and_then(|k| stored?.0.keys().rev().nth(k).copied());
+                if let Some(old) = revised {
+                    catch_up.push(bar(old, 300, 3, 3));
+                }
                 for gap in since {
                     at += gap;
                     catch_up.push(bar(at, 400, 9, 9));

@@ -11,11 +11,19 @@
 //! tail   exactly one bar, the newest: the in-progress candle is rewritten
 //!        there, a 52-byte member, never a whole run
 //! open   1..=RUN_BARS bars: the run the tail's bar joins when a newer bar comes
-//! full   RUN_BARS bars each, in the newest EXACT_ZONE runs;
-//!        RUN_BARS..2*RUN_BARS-1 below it (bars inserted deep in the history
-//!        are merged into the runs around them, never cascaded upwards)
-//! oldest may hold fewer (the retention cap trims the oldest bars)
+//! full   RUN_BARS bars each up to EXACT_ZONE runs from the top;
+//!        RUN_BARS..2*RUN_BARS-1 below (bars inserted deep in the history
+//!        grow the run they fall in, which splits past 2*RUN_BARS-1 bars:
+//!        nothing above it moves)
+//! oldest may hold fewer (the retention cap trims the oldest bars); at most
+//!        RUN_BARS within EXACT_ZONE runs of the top
 //! ```
+//!
+//! A write touches only the runs its bars fall in: a run that only has bars
+//! replaced keeps its size; a run within EXACT_ZONE of the top that gains
+//! bars is repacked with every run above it (at most about 2,000 bars plus
+//! the chunk's); a deeper one is rewritten alone. A chunk of 2,000 bars
+//! rewrites at most 2,000 runs, whatever the history holds.
 //!
 //! So the newest `n` bars are always in the newest [`members_for`]`(n)`
 //! members: one `ZRANGE .. REV` by rank, one atomic command, whatever the
@@ -39,10 +47,10 @@ use bytes::Bytes;
 /// Bars per full run.
 pub(crate) const RUN_BARS: usize = 42;
 
-/// The newest runs kept exactly full: a bar inserted among them repacks
-/// them up to the tail (at most this many runs, about 2,000 bars, rewritten),
-/// so reads of up to about 2,000 bars never over-fetch more than
-/// `2 * RUN_BARS - 2` bars.
+/// How far from the top runs are kept exactly full: a bar inserted among
+/// them repacks them up to the tail (at most this many runs, about 2,000
+/// bars, rewritten), so reads of up to about 2,000 bars never over-fetch
+/// more than `2 * RUN_BARS - 2` bars.
 pub(crate) const EXACT_ZONE: usize = 48;
 
 /// Bars per script call: no command or reply is huge, and Redis, which runs
@@ -76,9 +84,11 @@ pub(crate) fn members_for_window(limit: usize) -> usize {
 /// Three paths, cheapest first: the in-progress candle (one bar, the newest's
 /// time: rewrite the tail and the head), appends (every bar newer than the
 /// newest: extend the open run, add full runs, a new tail), and a merge (bars
-/// among or before stored ones). A head without its tail in the set, or a set
-/// without its head (Redis evicted one of the two), drops the series: a
-/// cache may lose data, it must not serve a series it cannot vouch for.
+/// among or before stored ones, into the runs they fall in). A head without
+/// its tail in the set, or a set without its head (Redis evicted one of the
+/// two), drops the series: a cache may lose data, it must not serve a series
+/// it cannot vouch for. A member or head that is not ours fails the chunk
+/// with `CORRUPT` (a codec error), nothing written.
 pub(crate) const UPSERT_LUA: &str = r#"#!lua
 local set, headk = KEYS[1], KEYS[2]
 local ttl, cap = ARGV[1], tonumber(ARGV[2])
@@ -103,7 +113,7 @@ local B, ZONE = tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = #new / W
 local function num(x) return string.format('%.0f', x) end
 local function ts(bars, i) return (struct.unpack('<i8', bars, (i - 1) * W + 1)) end
-local function corrupt(what) return redis.error_reply('ERR corrupt series ' .. set .. ': ' .. what) end
+local function corrupt(what) return redis.error_reply('CORRUPT series ' .. set .. ': ' .. what) end
 local function bars_of(m)
   if #m <= H or (#m - H) % W ~= 0 or string.sub(m, 1, H) ~= RUN then return nil end
   return string.sub(m, H + 1)
@@ -122,7 +132,7 @@ local function even(runs)
   return function(left) local m = math.ceil(left / runs); runs = runs - 1; return m end
 end
 
-local lo, hi = ts(new, 1), ts(new, n)
+local lo = ts(new, 1)
 local count, newest, tail = 0, nil, nil
 if head then
   if #head ~= H + W + 8 or string.sub(head, 1, H) ~= HEAD then return corrupt('head') end
@@ -131,16 +141,22 @@ if head then
   count = (struct.unpack('<i8', head, H + W + 1))
 end
 
+-- Trims the oldest bars to the cap (after the writes, so it checks as it
+-- goes: a member that is not a run of ours was never counted, and goes).
 local function finish(newest_bar)
   while cap > 0 and count > cap do
     local m = redis.call('ZRANGE', set, 0, 0)[1]
-    local k = math.max(1, math.floor((#m - H) / W))
+    if not m then break end
     redis.call('ZREM', set, m)
-    if k > count - cap then
-      put(string.sub(m, H + (count - cap) * W + 1))
-      k = count - cap
+    local bars = bars_of(m)
+    if bars then
+      local k = #bars / W
+      if k > count - cap then
+        put(string.sub(bars, (count - cap) * W + 1))
+        k = count - cap
+      end
+      count = count - k
     end
-    count = count - k
   end
   redis.call('SET', headk, HEAD .. newest_bar .. struct.pack('<i8', count), 'PX', ttl)
   redis.call('PEXPIRE', set, ttl)
@@ -172,62 +188,96 @@ if head and lo > newest then
   return finish(last)
 end
 
-local region, old = {}, {}
-local function take(members)
-  for _, m in ipairs(members) do
-    local bars = bars_of(m)
-    if not bars then return false end
-    region[#region + 1] = m
-    old[#old + 1] = bars
+-- A merge: bars among or before stored ones. Each goes to the run holding
+-- its time (the run scored at or before it; the oldest, for bars before all).
+local function merge(old, add)
+  local out, gained, i, j = {}, 0, 1, 1
+  local on, an = #old / W, #add / W
+  while i <= on or j <= an do
+    local a = i <= on and ts(old, i) or nil
+    local b = j <= an and ts(add, j) or nil
+    if b == nil or (a ~= nil and a < b) then
+      out[#out + 1] = string.sub(old, (i - 1) * W + 1, i * W); i = i + 1
+    else
+      if a == b then i = i + 1 else gained = gained + 1 end
+      out[#out + 1] = string.sub(add, (j - 1) * W + 1, j * W); j = j + 1
+    end
   end
-  return true
+  return table.concat(out), gained
 end
-local to_top = true
-if head then
-  local first = redis.call('ZRANGE', set, num(lo), '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
-  if not take(first) or not take(redis.call('ZRANGE', set, '(' .. num(lo), num(hi), 'BYSCORE')) then
-    return corrupt('run')
-  end
-  if #region == 0 and not take(redis.call('ZRANGE', set, 0, 0)) then return corrupt('run') end
-  local top = '(' .. num(ts(old[#old], 1))
-  to_top = redis.call('ZCOUNT', set, top, '+inf') <= ZONE
-  if to_top and region[1] == tail then
-    -- The tail alone: the open run below it joins, or it would be left
-    -- short under a new open run.
-    local below = redis.call('ZRANGE', set, 1, 1, 'REV')
-    local bars = below[1] and bars_of(below[1])
-    if below[1] and not bars then return corrupt('run') end
-    if bars then table.insert(region, 1, below[1]); table.insert(old, 1, bars) end
-  end
-  if to_top and not take(redis.call('ZRANGE', set, top, '+inf', 'BYSCORE')) then
-    return corrupt('run')
-  end
-end
-old = table.concat(old)
-local merged, added, i, j = {}, 0, 1, 1
-local on, nn = #old / W, n
-while i <= on or j <= nn do
-  local a = i <= on and ts(old, i) or nil
-  local b = j <= nn and ts(new, j) or nil
-  if b == nil or (a ~= nil and a < b) then
-    merged[#merged + 1] = string.sub(old, (i - 1) * W + 1, i * W); i = i + 1
-  else
-    if a == b then i = i + 1 else added = added + 1 end
-    merged[#merged + 1] = string.sub(new, (j - 1) * W + 1, j * W); j = j + 1
-  end
-end
-merged = table.concat(merged)
 
-for _, m in ipairs(region) do redis.call('ZREM', set, m) end
-count = count + added
-if to_top then
-  pack(string.sub(merged, 1, #merged - W), full)
-  local newest_bar = string.sub(merged, #merged - W + 1)
-  put(newest_bar)
-  return finish(newest_bar)
+if not head then
+  pack(string.sub(new, 1, (n - 1) * W), full)
+  put(last)
+  count = n
+  return finish(last)
 end
-pack(merged, even(math.max(1, math.floor(#merged / W / B))))
-return finish(string.sub(head, H + 1, H + W))
+
+local runs, j = {}, 1
+while j <= n do
+  local t = num(ts(new, j))
+  local at = redis.call('ZRANGE', set, t, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1, 'WITHSCORES')
+  if #at == 0 then at = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES') end
+  local bars = bars_of(at[1])
+  if not bars then return corrupt('run') end
+  local next = redis.call('ZRANGE', set, '(' .. at[2], '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+  local first = j
+  while j <= n and (next[2] == nil or ts(new, j) < tonumber(next[2])) do j = j + 1 end
+  runs[#runs + 1] = {m = at[1], score = at[2], bars = bars,
+    add = string.sub(new, (first - 1) * W + 1, (j - 1) * W)}
+end
+
+-- The runs that only have bars replaced keep their size. The lowest run of
+-- the newest ZONE that gains bars is repacked with every run above it (the
+-- exact layout the reads count on); a deeper run that gains bars is
+-- rewritten alone, split when it passes 2B - 1 bars, never cascading.
+local z = nil
+for k, r in ipairs(runs) do
+  r.merged, r.gained = merge(r.bars, r.add)
+  if not z and r.gained > 0 and redis.call('ZCOUNT', set, '(' .. r.score, '+inf') <= ZONE then z = k end
+end
+local top_old, top_add = {}, {}
+local top_members = {}
+if z and runs[z].m == tail then
+  -- The tail alone: the open run below it joins, or it would be left short
+  -- under a new open run; as an affected run of its own, if it is one.
+  local below = redis.call('ZRANGE', set, 1, 1, 'REV')
+  if z > 1 and runs[z - 1].m == below[1] then
+    z = z - 1
+  elseif below[1] then
+    local bars = bars_of(below[1])
+    if not bars then return corrupt('run') end
+    top_members[1], top_old[1] = below[1], bars
+  end
+end
+if z then
+  local from = runs[z]
+  for _, m in ipairs(redis.call('ZRANGE', set, from.score, '+inf', 'BYSCORE')) do
+    local bars = bars_of(m)
+    if not bars then return corrupt('run') end
+    top_members[#top_members + 1], top_old[#top_old + 1] = m, bars
+  end
+  for k = z, #runs do top_add[#top_add + 1] = runs[k].add end
+end
+
+local newest_bar = string.sub(head, H + 1, H + W)
+for k = 1, z and z - 1 or #runs do
+  local r = runs[k]
+  redis.call('ZREM', set, r.m)
+  local pieces = r.gained == 0 and 1 or math.max(1, math.floor(#r.merged / W / B))
+  pack(r.merged, even(pieces))
+  count = count + r.gained
+  if r.m == tail then newest_bar = r.merged end
+end
+if z then
+  for _, m in ipairs(top_members) do redis.call('ZREM', set, m) end
+  local merged, gained = merge(table.concat(top_old), table.concat(top_add))
+  pack(string.sub(merged, 1, #merged - W), full)
+  newest_bar = string.sub(merged, #merged - W + 1)
+  put(newest_bar)
+  count = count + gained
+end
+return finish(newest_bar)
 "#;
 
 /// The newest `n` archived bars of members read newest first, as runs: a

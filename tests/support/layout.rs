@@ -25,8 +25,17 @@ pub fn check(server: &RedisServer, symbol: &str, tf: &str) -> Result<(), String>
         .arg(format!("{set}:head"))
         .query(&mut raw)
         .map_err(|e| e.to_string())?;
-    let (Some(head), false) = (head, members.is_empty()) else {
-        return Ok(());
+    let head = match (head, members.is_empty()) {
+        (None, true) => return Ok(()),
+        (Some(head), false) => head,
+        (head, _) => {
+            let has = if head.is_some() {
+                "a head, no runs"
+            } else {
+                "runs, no head"
+            };
+            return Err(format!("{set}: {has}"));
+        }
     };
     let runs = members
         .iter()
@@ -41,6 +50,7 @@ pub fn check(server: &RedisServer, symbol: &str, tf: &str) -> Result<(), String>
         let ok = match from_top {
             0 => run.len() == 1,
             1 => (1..=RUN_BARS).contains(&run.len()),
+            p if oldest && p <= EXACT_ZONE => run.len() <= RUN_BARS,
             _ if oldest => run.len() < 2 * RUN_BARS,
             p if p <= EXACT_ZONE => run.len() == RUN_BARS,
             _ => (RUN_BARS..2 * RUN_BARS).contains(&run.len()),

@@ -319,18 +319,32 @@ pub(crate) fn head_bar(head: &[u8]) -> Result<&[u8]> {
 }
 
 /// An archived bar without a header (a run's element), validated as an
-/// archive and as a bar, read in place.
-pub(crate) fn access_valid_archived_bar(bytes: &[u8]) -> Result<&ArchivedBar> {
+/// archive (its length and rkyv's checks), read in place.
+pub(crate) fn access_archived_bar(bytes: &[u8]) -> Result<&ArchivedBar> {
     if bytes.len() != ARCHIVED_BAR_LEN {
         return Err(Error::codec(format!(
             "archived bar is {} bytes, expected {ARCHIVED_BAR_LEN}",
             bytes.len()
         )));
     }
-    let bar = rkyv::access::<ArchivedBar, rancor::Error>(bytes)
-        .map_err(|e| Error::codec(format!("Bar archive is invalid: {e}")))?;
+    rkyv::access::<ArchivedBar, rancor::Error>(bytes)
+        .map_err(|e| Error::codec(format!("Bar archive is invalid: {e}")))
+}
+
+/// As [`access_archived_bar`], and checked as a bar too (the write checks).
+pub(crate) fn access_valid_archived_bar(bytes: &[u8]) -> Result<&ArchivedBar> {
+    let bar = access_archived_bar(bytes)?;
     bar.to_bar().validate().map_err(|e| corrupt(Kind::Bar, e))?;
     Ok(bar)
+}
+
+/// The open time of an archived bar, its first field (an `i64`,
+/// little-endian), read without validating the rest: for filtering only.
+/// The series script reads it at the same place.
+pub(crate) fn archived_bar_timestamp(bar: &[u8; ARCHIVED_BAR_LEN]) -> i64 {
+    let mut ts = [0u8; 8];
+    ts.copy_from_slice(&bar[..8]);
+    i64::from_le_bytes(ts)
 }
 
 /// Validates `bytes` and returns a zero-copy view of the archived value.

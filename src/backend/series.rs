@@ -304,14 +304,13 @@ pub(crate) fn window(members: &[Bytes], from: i64, to: i64, limit: usize) -> Res
     let mut out = Vec::new();
     for member in members {
         let bars = bars_of(member)?;
-        for i in 0..bars.len() / ARCHIVED_BAR_LEN {
-            let bar = bars.slice(i * ARCHIVED_BAR_LEN..(i + 1) * ARCHIVED_BAR_LEN);
-            let ts = timestamp(&bar);
+        for (i, bar) in bars.as_chunks::<ARCHIVED_BAR_LEN>().0.iter().enumerate() {
+            let ts = codec::archived_bar_timestamp(bar);
             if ts > to || out.len() == limit {
                 return Ok(out);
             }
             if ts >= from {
-                out.push(bar);
+                out.push(bars.slice(i * ARCHIVED_BAR_LEN..(i + 1) * ARCHIVED_BAR_LEN));
             }
         }
     }
@@ -334,14 +333,6 @@ fn bars_of(member: &Bytes) -> Result<Bytes> {
     Ok(member.slice_ref(bars))
 }
 
-/// The open time of an archived bar: its first field, an `i64` little-endian.
-/// Only for filtering: every bar handed out is validated by the caller.
-fn timestamp(bar: &[u8]) -> i64 {
-    let mut ts = [0u8; 8];
-    ts.copy_from_slice(&bar[..8]);
-    i64::from_le_bytes(ts)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,8 +349,9 @@ mod tests {
     fn times(bars: &[Bytes]) -> Vec<i64> {
         bars.iter()
             .flat_map(|r| {
-                r.chunks_exact(ARCHIVED_BAR_LEN)
-                    .map(timestamp)
+                let (bars, _) = r.as_chunks::<ARCHIVED_BAR_LEN>();
+                bars.iter()
+                    .map(codec::archived_bar_timestamp)
                     .collect::<Vec<_>>()
             })
             .collect()

@@ -4,7 +4,7 @@
 //! Every bar is validated once, when the view is made, and so is the order:
 //! strictly newest first across the whole read, or it is corrupt.
 
-use crate::codec::{access_valid_archived_bar, ARCHIVED_BAR_LEN as BAR_LEN};
+use crate::codec::{access_archived_bar, access_valid_archived_bar, ARCHIVED_BAR_LEN as BAR_LEN};
 use crate::error::{Error, Result};
 use crate::model::{ArchivedBar, Bar};
 use bytes::Bytes;
@@ -38,7 +38,7 @@ impl ArchivedBars {
     /// Validates every bar and their order; after this, reading them cannot fail.
     pub(super) fn new(runs: Vec<Bytes>) -> Result<Self> {
         let mut len = 0;
-        let mut order = Order::NewestFirst(None);
+        let mut order = Order::newest_first();
         for run in &runs {
             for bar in newest_first(run)? {
                 order.check(access_valid_archived_bar(bar)?.timestamp.to_native())?;
@@ -64,7 +64,7 @@ impl ArchivedBars {
             let n = run.len() / BAR_LEN;
             if i < n {
                 let start = (n - 1 - i) * BAR_LEN;
-                return access_archived(&run[start..start + BAR_LEN]);
+                return access_archived_bar(&run[start..start + BAR_LEN]).ok();
             }
             i -= n;
         }
@@ -78,7 +78,7 @@ impl ArchivedBars {
         self.runs
             .iter()
             .flat_map(|run| run.chunks_exact(BAR_LEN).rev())
-            .filter_map(access_archived)
+            .filter_map(|bar| access_archived_bar(bar).ok())
     }
 
     /// Copies the bars out.
@@ -90,7 +90,7 @@ impl ArchivedBars {
 /// Every bar of runs read newest first, validated and copied out once.
 pub(super) fn decode_newest(runs: Vec<Bytes>) -> Result<Vec<Bar>> {
     let mut bars = Vec::with_capacity(runs.iter().map(|r| r.len() / BAR_LEN).sum());
-    let mut order = Order::NewestFirst(None);
+    let mut order = Order::newest_first();
     for run in &runs {
         for bar in newest_first(run)? {
             let bar = access_valid_archived_bar(bar)?.to_bar();
@@ -104,7 +104,7 @@ pub(super) fn decode_newest(runs: Vec<Bytes>) -> Result<Vec<Bar>> {
 /// Bars of a window, one per element, oldest first: validated, in strictly
 /// increasing time, copied out once.
 pub(super) fn decode_oldest(bars: Vec<Bytes>) -> Result<Vec<Bar>> {
-    let mut order = Order::OldestFirst(None);
+    let mut order = Order::oldest_first();
     bars.iter()
         .map(|bar| {
             let bar = access_valid_archived_bar(bar)?.to_bar();
@@ -116,21 +116,32 @@ pub(super) fn decode_oldest(bars: Vec<Bytes>) -> Result<Vec<Bar>> {
 
 /// The order a read must come in; a read out of it is corrupt, never handed
 /// out (a duplicate or a bar out of place would mislead every indicator).
-enum Order {
-    NewestFirst(Option<i64>),
-    OldestFirst(Option<i64>),
+struct Order {
+    newest_first: bool,
+    last: Option<i64>,
 }
 
 impl Order {
+    fn newest_first() -> Self {
+        Order {
+            newest_first: true,
+            last: None,
+        }
+    }
+
+    fn oldest_first() -> Self {
+        Order {
+            newest_first: false,
+            last: None,
+        }
+    }
+
     fn check(&mut self, ts: i64) -> Result<()> {
-        let (last, newest_first) = match self {
-            Order::NewestFirst(last) => (last, true),
-            Order::OldestFirst(last) => (last, false),
-        };
-        if last.is_some_and(|prev| (ts < prev) != newest_first || ts == prev) {
+        let in_order = |prev: i64| (ts < prev) == self.newest_first && ts != prev;
+        if !self.last.is_none_or(in_order) {
             return Err(out_of_order(ts));
         }
-        *last = Some(ts);
+        self.last = Some(ts);
         Ok(())
     }
 }
@@ -138,11 +149,6 @@ impl Order {
 #[cold]
 fn out_of_order(ts: i64) -> Error {
     Error::codec(format!("series read is out of order at bar {ts}"))
-}
-
-/// A bar already validated, in place.
-fn access_archived(bar: &[u8]) -> Option<&ArchivedBar> {
-    rkyv::access::<ArchivedBar, rkyv::rancor::Error>(bar).ok()
 }
 
 /// The bars of a run (whole bars, oldest first), newest first.

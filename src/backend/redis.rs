@@ -317,11 +317,14 @@ async fn check_credentials(client: &redis::Client, config: &CacheConfig) -> Resu
     let probe = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.connect_timeout()))
         .set_response_timeout(Some(config.response_timeout()));
+    // One connection's share of the connect deadline: a probe that hangs
+    // leaves the manager's connection its own.
+    let limit = config.connect_timeout() + config.response_timeout();
     let connect = async {
         let probe = client.get_multiplexed_async_connection_with_config(&probe);
         probe.await.map_err(Error::from)
     };
-    match within(config.connect_deadline(), connect).await {
+    match within(limit, connect).await {
         Err(e) if e.kind() == ErrorKind::Authentication => Err(e),
         _ => Ok(()),
     }

@@ -44,6 +44,14 @@ impl SeriesKey {
     }
 }
 
+#[cfg(test)]
+impl SeriesKey {
+    /// A key of the backends' unit tests.
+    pub(crate) fn for_test(set: &str) -> Self {
+        SeriesKey(format!("{set}{HEAD_SUFFIX}"))
+    }
+}
+
 impl AsRef<str> for SeriesKey {
     fn as_ref(&self) -> &str {
         self.set()
@@ -57,14 +65,6 @@ pub(crate) struct Keys {
     prefix: String,
     /// `{namespace}:v2:`, the prefix of every key in this crate's format.
     ns: String,
-}
-
-#[cfg(test)]
-impl SeriesKey {
-    /// A key of the backends' unit tests.
-    pub(crate) fn for_test(set: &str) -> Self {
-        SeriesKey(format!("{set}{HEAD_SUFFIX}"))
-    }
 }
 
 impl Keys {

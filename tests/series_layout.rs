@@ -29,6 +29,16 @@ fn members(server: &RedisServer) -> Vec<Vec<u8>> {
         .unwrap()
 }
 
+/// A member another program put in the run set, at `score`.
+fn plant(server: &RedisServer, score: i64, member: &[u8]) {
+    redis::cmd("ZADD")
+        .arg(SET)
+        .arg(score)
+        .arg(member)
+        .exec(&mut server.raw())
+        .unwrap();
+}
+
 fn layout_ok(server: &RedisServer) {
     support::layout::check(server, SYM, TF.as_str()).unwrap_or_else(|e| panic!("{e}"));
 }
@@ -97,12 +107,7 @@ async fn a_chunk_that_meets_a_corrupt_run_writes_nothing() {
     let o = t.cache.ohlcv();
     o.set_bars(SYM, TF, &minutes(0..500)).await.unwrap();
     // A foreign member among the runs, scored where the write will look.
-    redis::cmd("ZADD")
-        .arg(SET)
-        .arg(200 * MINUTE + 1)
-        .arg(&b"IF\x07\x02not whole bars"[..])
-        .exec(&mut server.raw())
-        .unwrap();
+    plant(server, 200 * MINUTE + 1, b"IF\x07\x02not whole bars");
     let (set_before, head_before) = (members(server), server.raw_get(HEAD));
     let write = [
         flat_bar(10 * MINUTE),
@@ -148,12 +153,7 @@ async fn the_cap_skips_a_foreign_member_and_counts_only_bars() {
     let server = t.server.as_ref().unwrap();
     let o = t.cache.ohlcv();
     o.set_bars(SYM, TF, &minutes(1..11)).await.unwrap();
-    redis::cmd("ZADD")
-        .arg(SET)
-        .arg(0)
-        .arg(&b"IF\x07\x02garbage!!"[..])
-        .exec(&mut server.raw())
-        .unwrap();
+    plant(server, 0, b"IF\x07\x02garbage!!");
     let cap = BarWriteOptions::new().max_bars(NonZeroUsize::new(5).unwrap());
     o.set_bars_with(SYM, TF, &[flat_bar(11 * MINUTE)], cap)
         .await

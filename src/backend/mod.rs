@@ -2,7 +2,8 @@
 //!
 //! Key/value: get, mget, set (with TTL), delete, exists. Series: upsert bars,
 //! newest N, time range, latest of many; series reads hand out archived bars
-//! (`codec::ARCHIVED_BAR_LEN` bytes each, header checked, not yet validated).
+//! (`codec::ARCHIVED_BAR_LEN` bytes each, header checked), not yet validated
+//! when they come from Redis ([`Backend::bars_validated`]).
 //! Redis-specific tricks (pipelines, scripts, transactions) stay in `redis.rs`
 //! (with `series.rs`, the series layout); `embedded.rs` keeps the same
 //! semantics in-process.
@@ -14,11 +15,15 @@ mod series;
 pub(crate) use self::embedded::EmbeddedBackend;
 pub(crate) use self::redis::RedisBackend;
 
+use crate::codec::ARCHIVED_BAR_LEN;
 use crate::error::Result;
 use crate::keys::SeriesKey;
 use bytes::Bytes;
 use std::num::NonZeroUsize;
 use std::time::Duration;
+
+/// One archived bar, copied out of the backend.
+pub(crate) type BarRecord = [u8; ARCHIVED_BAR_LEN];
 
 /// One batch of bars for a series, sorted by time, one per time.
 pub(crate) struct SeriesWrite<'a> {
@@ -63,6 +68,14 @@ impl Backend {
             Backend::Embedded(_) => "embedded",
             Backend::Redis(_) => "redis",
         }
+    }
+
+    /// True when the bars a series read hands out were validated as they
+    /// were stored, so need no check on the way out: the embedded engine
+    /// keeps only bars this process encoded from validated `Bar`s. Bars
+    /// read from Redis may be anyone's bytes, and are checked one by one.
+    pub(crate) fn bars_validated(&self) -> bool {
+        matches!(self, Backend::Embedded(_))
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -123,18 +136,19 @@ impl Backend {
     }
 
     /// The newest `n` bars, as runs: each run holds whole bars oldest first,
-    /// and the runs come newest first (Redis hands out a slice of each member
-    /// it read; the embedded backend a run per bar). One atomic read.
+    /// and the runs come newest first (a slice of each Redis member or
+    /// embedded chunk read). One atomic read.
     pub(crate) async fn series_newest(&self, key: &SeriesKey, n: usize) -> Result<Vec<Bytes>> {
         dispatch!(self.series_newest(key, n))
     }
 
     /// The newest bar, if any.
-    pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
+    pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<BarRecord>> {
         dispatch!(self.series_latest(key))
     }
 
-    /// The bars of a window, oldest first, one per element. One atomic read.
+    /// The bars of a window, as runs oldest first (each oldest first). One
+    /// atomic read.
     pub(crate) async fn series_range(&self, window: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
         dispatch!(self.series_range(window))
     }
@@ -148,7 +162,7 @@ impl Backend {
     pub(crate) async fn series_latest_many(
         &self,
         keys: &[SeriesKey],
-    ) -> Result<Vec<Option<Bytes>>> {
+    ) -> Result<Vec<Option<BarRecord>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }

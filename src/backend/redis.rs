@@ -8,7 +8,7 @@
 //! `MULTI` transaction): one round trip, one atomic snapshot.
 
 use super::series::{self, UPSERT_LUA};
-use super::{SeriesWindow, SeriesWrite};
+use super::{BarRecord, SeriesWindow, SeriesWrite};
 use crate::codec::{self, Kind};
 use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -221,7 +221,7 @@ impl RedisBackend {
     }
 
     /// The head: one `GET` of one small value.
-    pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
+    pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<BarRecord>> {
         let head: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key.head())).await?;
         head.map(series::head_bar).transpose()
     }
@@ -266,7 +266,7 @@ impl RedisBackend {
     pub(crate) async fn series_latest_many(
         &self,
         keys: &[SeriesKey],
-    ) -> Result<Vec<Option<Bytes>>> {
+    ) -> Result<Vec<Option<BarRecord>>> {
         let heads = keys.iter().map(|k| k.head()).collect::<Vec<_>>();
         let found: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(heads)).await?;
         found

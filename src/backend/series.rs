@@ -40,6 +40,7 @@
 //! of the same bytes, where a script that trims the reply server-side costs
 //! 1.7× (copies in and out of Lua).
 
+use super::BarRecord;
 use crate::codec::{self, ARCHIVED_BAR_LEN};
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -299,32 +300,32 @@ pub(crate) fn newest(members: &[Bytes], n: usize) -> Result<Vec<Bytes>> {
 }
 
 /// The archived bars with `from <= ts <= to` of members given oldest first,
-/// at most `limit`, oldest first.
+/// at most `limit`, as runs oldest first: a slice of each member.
 pub(crate) fn window(members: &[Bytes], from: i64, to: i64, limit: usize) -> Result<Vec<Bytes>> {
     let mut out = Vec::new();
+    let mut left = limit;
     for member in members {
         let bars = bars_of(member)?;
-        for (i, bar) in bars.as_chunks::<ARCHIVED_BAR_LEN>().0.iter().enumerate() {
-            let ts = codec::archived_bar_timestamp(bar);
-            if ts > to || out.len() == limit {
-                return Ok(out);
-            }
-            if ts >= from {
-                out.push(bars.slice(i * ARCHIVED_BAR_LEN..(i + 1) * ARCHIVED_BAR_LEN));
-            }
+        let (whole, _) = bars.as_chunks::<ARCHIVED_BAR_LEN>();
+        let a = whole.partition_point(|b| codec::archived_bar_timestamp(b) < from);
+        let b = whole.partition_point(|b| codec::archived_bar_timestamp(b) <= to);
+        let b = b.min(a + left);
+        if b > a {
+            out.push(bars.slice(a * ARCHIVED_BAR_LEN..b * ARCHIVED_BAR_LEN));
+            left -= b - a;
+        }
+        if left == 0 || b < whole.len() {
+            break;
         }
     }
     Ok(out)
 }
 
-/// The newest bar of a head value, moved to the front of its own buffer: a
-/// slice of a reply's `Vec` would cost `Bytes` an allocation to share it,
-/// and a 100-series read makes 100 of them.
-pub(crate) fn head_bar(mut head: Vec<u8>) -> Result<Bytes> {
-    codec::head_bar(&head)?;
-    head.drain(..codec::HEADER_LEN);
-    head.truncate(ARCHIVED_BAR_LEN);
-    Ok(Bytes::from(head))
+/// The newest bar of a head value, copied out.
+pub(crate) fn head_bar(head: Vec<u8>) -> Result<BarRecord> {
+    let bar = codec::head_bar(&head)?;
+    bar.try_into()
+        .map_err(|_| Error::codec("series head holds a short bar"))
 }
 
 /// The archived bars of one member, checked as a run, sliced without copying.

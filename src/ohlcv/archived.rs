@@ -1,8 +1,9 @@
 //! The bars of a series read, as the backends hand them back: runs of whole
-//! archived bars, oldest first within a run, newest run first (Redis hands
-//! out a slice of each member it read; the embedded backend a run per bar).
-//! Every bar is validated once, when the view is made, and so is the order:
-//! strictly newest first across the whole read, or it is corrupt.
+//! archived bars, oldest first within a run, newest run first (a slice of
+//! each Redis member or embedded chunk read). Bars from Redis are validated
+//! once, when the view is made, and so is their order: strictly newest first
+//! across the whole read, or it is corrupt. Bars from the embedded engine
+//! were validated when it stored them (`Backend::bars_validated`).
 
 use crate::codec::{access_archived_bar, access_valid_archived_bar, ARCHIVED_BAR_LEN as BAR_LEN};
 use crate::error::{Error, Result};
@@ -31,21 +32,29 @@ use bytes::Bytes;
 pub struct ArchivedBars {
     /// Runs of records, oldest first within a run, newest run first.
     runs: Vec<Bytes>,
+    /// How many bars come before each run: `get` is a binary search.
+    before: Vec<usize>,
     len: usize,
 }
 
 impl ArchivedBars {
-    /// Validates every bar and their order; after this, reading them cannot fail.
-    pub(super) fn new(runs: Vec<Bytes>) -> Result<Self> {
+    /// Validates every bar and their order, unless `validated` says the
+    /// backend did as it stored them; after this, reading them cannot fail.
+    pub(super) fn new(runs: Vec<Bytes>, validated: bool) -> Result<Self> {
+        let mut before = Vec::with_capacity(runs.len());
         let mut len = 0;
         let mut order = Order::newest_first();
         for run in &runs {
-            for bar in newest_first(run)? {
-                order.check(access_valid_archived_bar(bar)?.timestamp.to_native())?;
-                len += 1;
+            let bars = newest_first(run)?;
+            before.push(len);
+            len += bars.len();
+            if !validated {
+                for bar in bars {
+                    order.check(access_valid_archived_bar(bar)?.timestamp.to_native())?;
+                }
             }
         }
-        Ok(Self { runs, len })
+        Ok(Self { runs, before, len })
     }
 
     /// Number of bars.
@@ -59,16 +68,14 @@ impl ArchivedBars {
     }
 
     /// The `i`-th bar, newest first.
-    pub fn get(&self, mut i: usize) -> Option<&ArchivedBar> {
-        for run in &self.runs {
-            let n = run.len() / BAR_LEN;
-            if i < n {
-                let start = (n - 1 - i) * BAR_LEN;
-                return access_archived_bar(&run[start..start + BAR_LEN]).ok();
-            }
-            i -= n;
+    pub fn get(&self, i: usize) -> Option<&ArchivedBar> {
+        if i >= self.len {
+            return None;
         }
-        None
+        let k = self.before.partition_point(|&b| b <= i) - 1;
+        let run = &self.runs[k];
+        let start = run.len() - (i - self.before[k] + 1) * BAR_LEN;
+        access_archived_bar(&run[start..start + BAR_LEN]).ok()
     }
 
     /// The bars, newest first.
@@ -87,31 +94,41 @@ impl ArchivedBars {
     }
 }
 
-/// Every bar of runs read newest first, validated and copied out once.
-pub(super) fn decode_newest(runs: Vec<Bytes>) -> Result<Vec<Bar>> {
+/// Every bar of runs read newest first, copied out once; validated and in
+/// strictly decreasing time, unless `validated`.
+pub(super) fn decode_newest(runs: &[Bytes], validated: bool) -> Result<Vec<Bar>> {
     let mut bars = Vec::with_capacity(runs.iter().map(|r| r.len() / BAR_LEN).sum());
     let mut order = Order::newest_first();
-    for run in &runs {
+    for run in runs {
         for bar in newest_first(run)? {
-            let bar = access_valid_archived_bar(bar)?.to_bar();
-            order.check(bar.timestamp)?;
-            bars.push(bar);
+            bars.push(read_bar(bar, &mut order, validated)?);
         }
     }
     Ok(bars)
 }
 
-/// Bars of a window, one per element, oldest first: validated, in strictly
-/// increasing time, copied out once.
-pub(super) fn decode_oldest(bars: Vec<Bytes>) -> Result<Vec<Bar>> {
+/// Bars of a window, runs oldest first, copied out once; validated and in
+/// strictly increasing time, unless `validated`.
+pub(super) fn decode_oldest(runs: &[Bytes], validated: bool) -> Result<Vec<Bar>> {
+    let mut bars = Vec::with_capacity(runs.iter().map(|r| r.len() / BAR_LEN).sum());
     let mut order = Order::oldest_first();
-    bars.iter()
-        .map(|bar| {
-            let bar = access_valid_archived_bar(bar)?.to_bar();
-            order.check(bar.timestamp)?;
-            Ok(bar)
-        })
-        .collect()
+    for run in runs {
+        for bar in newest_first(run)?.rev() {
+            bars.push(read_bar(bar, &mut order, validated)?);
+        }
+    }
+    Ok(bars)
+}
+
+/// One archived bar copied out: checked and in order, unless `validated`.
+#[inline]
+fn read_bar(bar: &[u8], order: &mut Order, validated: bool) -> Result<Bar> {
+    if validated {
+        return access_archived_bar(bar).map(ArchivedBar::to_bar);
+    }
+    let bar = access_valid_archived_bar(bar)?.to_bar();
+    order.check(bar.timestamp)?;
+    Ok(bar)
 }
 
 /// The order a read must come in; a read out of it is corrupt, never handed

@@ -2,8 +2,8 @@
 //! shared read or write path.
 
 use super::archived::{decode_newest, decode_oldest, ArchivedBars};
-use crate::backend::{SeriesWindow, SeriesWrite};
-use crate::codec::{self, access_valid_archived_bar};
+use crate::backend::{BarRecord, SeriesWindow, SeriesWrite};
+use crate::codec::{self, access_archived_bar, access_valid_archived_bar};
 use crate::error::{Error, Result};
 use crate::limits::{check_bar_limit, check_series_count, MAX_BARS_PER_READ};
 use crate::model::{ArchivedBar, Bar, Timeframe};
@@ -112,7 +112,10 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         check_bar_limit(limit)?;
         let fetched = self.shared.backend.series_newest(&key, limit).await;
-        self.finish_read("get_bars", key.set(), fetched, decode_newest)
+        let validated = self.shared.backend.bars_validated();
+        self.finish_read("get_bars", key.set(), fetched, |runs| {
+            decode_newest(&runs, validated)
+        })
     }
 
     /// As [`get_bars`](Self::get_bars), handing out the archived bars over the
@@ -130,7 +133,10 @@ impl<'a> OhlcvCache<'a> {
         let key = self.shared.keys.series(symbol, tf)?;
         check_bar_limit(limit)?;
         let fetched = self.shared.backend.series_newest(&key, limit).await;
-        self.finish_read("get_bars", key.set(), fetched, ArchivedBars::new)
+        let validated = self.shared.backend.bars_validated();
+        self.finish_read("get_bars", key.set(), fetched, |runs| {
+            ArchivedBars::new(runs, validated)
+        })
     }
 
     /// Bars with `from <= open time <= to` (unix ms), oldest first; `None` when
@@ -161,7 +167,10 @@ impl<'a> OhlcvCache<'a> {
             limit: MAX_BARS_PER_READ + 1,
         };
         let fetched = self.shared.backend.series_range(&window).await;
-        let bars = self.finish_read("get_range", key.set(), fetched, decode_oldest)?;
+        let validated = self.shared.backend.bars_validated();
+        let bars = self.finish_read("get_range", key.set(), fetched, |runs| {
+            decode_oldest(&runs, validated)
+        })?;
         if bars.as_ref().is_some_and(|v| v.len() > MAX_BARS_PER_READ) {
             return Err(Error::invalid(format!(
                 "{from}..={to} holds more than {MAX_BARS_PER_READ} bars; read a narrower window"
@@ -178,8 +187,11 @@ impl<'a> OhlcvCache<'a> {
     pub async fn get_latest_bar(&self, symbol: &str, tf: Timeframe) -> Result<Option<Bar>> {
         let key = self.shared.keys.series(symbol, tf)?;
         let fetched = self.shared.backend.series_latest(&key).await;
+        let validated = self.shared.backend.bars_validated();
         self.shared
-            .finish_read("get_latest_bar", key.set(), fetched, decode_bar)
+            .finish_read("get_latest_bar", key.set(), fetched, |bar| {
+                decode_bar(&bar, validated)
+            })
     }
 
     /// The newest bar of each series, in order, in one round trip: for
@@ -196,8 +208,11 @@ impl<'a> OhlcvCache<'a> {
             .map(|(s, tf)| self.shared.keys.series(s, *tf))
             .collect::<Result<Vec<_>>>()?;
         let fetched = self.shared.backend.series_latest_many(&keys).await;
+        let validated = self.shared.backend.bars_validated();
         self.shared
-            .finish_read_many("get_latest_bars", &keys, fetched, decode_bar)
+            .finish_read_many("get_latest_bars", &keys, fetched, |bar| {
+                decode_bar(&bar, validated)
+            })
     }
 
     /// Drops the series; true when it was cached.
@@ -225,9 +240,12 @@ impl<'a> OhlcvCache<'a> {
     }
 }
 
-/// One archived bar, validated and copied out.
-fn decode_bar(bar: Bytes) -> Result<Bar> {
-    access_valid_archived_bar(&bar).map(ArchivedBar::to_bar)
+/// One archived bar copied out, checked as a bar unless `validated`.
+fn decode_bar(bar: &BarRecord, validated: bool) -> Result<Bar> {
+    if validated {
+        return access_archived_bar(bar).map(ArchivedBar::to_bar);
+    }
+    access_valid_archived_bar(bar).map(ArchivedBar::to_bar)
 }
 
 /// Validates every bar, sorts by open time and keeps the last bar given for

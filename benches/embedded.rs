@@ -60,6 +60,14 @@ fn reads(c: &mut Criterion) {
                 .expect("get")
         })
     });
+    g.bench_function("get_bars_archived_100", |b| {
+        b.to_async(&rt).iter(|| async {
+            ohlcv
+                .get_bars_archived(black_box(SYMBOL), TF, 100)
+                .await
+                .expect("get")
+        })
+    });
     g.throughput(Throughput::Elements(1));
     g.bench_function("get_latest_bar", |b| {
         b.to_async(&rt).iter(|| async {
@@ -72,9 +80,20 @@ fn reads(c: &mut Criterion) {
     g.finish();
 }
 
-/// The mission's yardstick for the embedded backend: moka, holding the same
-/// latest bar as a native `Bar` under a key built once (its best case).
-fn vs_moka(c: &mut Criterion) {
+/// The key the peers are read under, built per call as ours is: the same
+/// string, pushed part by part.
+fn peer_key(symbol: &str) -> String {
+    let tf = TF.as_str();
+    let mut key = String::with_capacity(22 + symbol.len() + tf.len());
+    for part in ["iftb:v2:ohlcv:{", symbol, ":", tf, "}:head"] {
+        key.push_str(part);
+    }
+    key
+}
+
+/// The yardsticks: moka and quick-cache holding the same latest bar as a
+/// native `Bar` (no decoding), under the same key built per call.
+fn vs_peers(c: &mut Criterion) {
     let rt = runtime();
     let cache = cache_with_series(&rt);
     let ohlcv = cache.ohlcv();
@@ -83,9 +102,11 @@ fn vs_moka(c: &mut Criterion) {
         .expect("get")
         .expect("cached");
     let moka: moka::sync::Cache<String, iftb_cache::Bar> = moka::sync::Cache::new(10_000);
-    moka.insert(format!("{SYMBOL}:{TF}"), latest);
-    let key = format!("{SYMBOL}:{TF}");
-    let mut g = group(c, "embedded/vs_moka");
+    moka.insert(peer_key(SYMBOL), latest);
+    let quick: quick_cache::sync::Cache<String, iftb_cache::Bar> =
+        quick_cache::sync::Cache::new(10_000);
+    quick.insert(peer_key(SYMBOL), latest);
+    let mut g = group(c, "embedded/vs_peers");
     g.throughput(Throughput::Elements(1));
     g.bench_function("iftb_get_latest_bar", |b| {
         b.to_async(&rt).iter(|| async {
@@ -96,8 +117,10 @@ fn vs_moka(c: &mut Criterion) {
         })
     });
     g.bench_function("moka_get", |b| {
-        b.to_async(&rt)
-            .iter(|| async { moka.get(black_box(key.as_str())) })
+        b.iter(|| moka.get(&peer_key(black_box(SYMBOL))))
+    });
+    g.bench_function("quick_cache_get", |b| {
+        b.iter(|| quick.get(&peer_key(black_box(SYMBOL))))
     });
     g.finish();
 }
@@ -139,5 +162,5 @@ fn market(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, reads, vs_moka, writes, market);
+criterion_group!(benches, reads, vs_peers, writes, market);
 criterion_main!(benches);

@@ -83,32 +83,26 @@ impl Keys {
     /// The keys of one series.
     pub(crate) fn series(&self, symbol: &str, tf: Timeframe) -> Result<SeriesKey> {
         validate_symbol(symbol)?;
-        // Built by hand: this runs on every OHLCV call, and `format!` grows
-        // its string several times (a tenth of an embedded read).
-        let tf = tf.as_str();
-        let mut key = String::with_capacity(self.ns.len() + symbol.len() + tf.len() + 15);
-        for part in [
-            self.ns.as_str(),
+        let parts = [
+            &self.ns,
             ":ohlcv:{",
             symbol,
             ":",
-            tf,
+            tf.as_str(),
             "}",
             HEAD_SUFFIX,
-        ] {
-            key.push_str(part);
-        }
-        Ok(SeriesKey(key))
+        ];
+        Ok(SeriesKey(join(&parts)))
     }
 
     pub(crate) fn ticker(&self, symbol: &str) -> Result<String> {
         validate_symbol(symbol)?;
-        Ok(format!("{}:ticker:{{{symbol}}}", self.ns))
+        Ok(join(&[&self.ns, ":ticker:{", symbol, "}"]))
     }
 
     pub(crate) fn funding(&self, symbol: &str) -> Result<String> {
         validate_symbol(symbol)?;
-        Ok(format!("{}:funding:{{{symbol}}}", self.ns))
+        Ok(join(&[&self.ns, ":funding:{", symbol, "}"]))
     }
 
     pub(crate) fn fear_greed(&self) -> String {
@@ -133,6 +127,15 @@ impl Keys {
         check_key_len(key)?;
         Ok(format!("{}kv:{key}", self.prefix))
     }
+}
+
+/// The parts back to back in one allocation of the exact size: keys are
+/// built on every call, and `format!` grows its string several times (a
+/// tenth of an embedded read).
+fn join(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    parts.iter().for_each(|p| key.push_str(p));
+    key
 }
 
 #[cfg(test)]

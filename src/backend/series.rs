@@ -309,7 +309,7 @@ pub(crate) fn window(members: &[Bytes], from: i64, to: i64, limit: usize) -> Res
         let (whole, _) = bars.as_chunks::<ARCHIVED_BAR_LEN>();
         let a = whole.partition_point(|b| codec::archived_bar_timestamp(b) < from);
         let b = whole.partition_point(|b| codec::archived_bar_timestamp(b) <= to);
-        let b = b.min(a + left);
+        let b = b.min(a.saturating_add(left));
         if b > a {
             out.push(bars.slice(a * ARCHIVED_BAR_LEN..b * ARCHIVED_BAR_LEN));
             left -= b - a;

@@ -23,6 +23,21 @@ pub const MAX_SYMBOL_LEN: usize = 64;
 /// assert!(validate_symbol("BTC:USDT").is_err());
 /// ```
 pub fn validate_symbol(symbol: &str) -> Result<&str> {
+    // Every OHLCV and market call runs this: plain ASCII symbols, nearly all
+    // of them, take one pass over the bytes.
+    let plain = |b: &u8| {
+        b.is_ascii_graphic() && !matches!(b, b':' | b'{' | b'}' | b'*' | b'?' | b'[' | b']')
+    };
+    if !symbol.is_empty() && symbol.len() <= MAX_SYMBOL_LEN && symbol.bytes().all(|b| plain(&b)) {
+        return Ok(symbol);
+    }
+    explain(symbol)
+}
+
+/// Why a symbol that failed the fast check is bad, or `Ok` for a non-ASCII
+/// one that is fine.
+#[cold]
+fn explain(symbol: &str) -> Result<&str> {
     if symbol.is_empty() {
         return Err(Error::invalid("symbol is empty"));
     }

@@ -9,6 +9,7 @@ use crate::codec::{access_archived_bar, access_valid_archived_bar, ARCHIVED_BAR_
 use crate::error::{Error, Result};
 use crate::model::{ArchivedBar, Bar};
 use bytes::Bytes;
+use std::sync::OnceLock;
 
 /// Bars straight over the reply's bytes, validated once, for callers that only
 /// scan them: no `Vec<Bar>` is built.
@@ -32,8 +33,9 @@ use bytes::Bytes;
 pub struct ArchivedBars {
     /// Runs of records, oldest first within a run, newest run first.
     runs: Vec<Bytes>,
-    /// How many bars come before each run: `get` is a binary search.
-    before: Vec<usize>,
+    /// How many bars come before each run, built by the first `get`: a
+    /// binary search then, not a walk over the runs.
+    before: OnceLock<Vec<usize>>,
     len: usize,
 }
 
@@ -41,12 +43,10 @@ impl ArchivedBars {
     /// Validates every bar and their order, unless `validated` says the
     /// backend did as it stored them; after this, reading them cannot fail.
     pub(super) fn new(runs: Vec<Bytes>, validated: bool) -> Result<Self> {
-        let mut before = Vec::with_capacity(runs.len());
         let mut len = 0;
         let mut order = Order::newest_first();
         for run in &runs {
             let bars = newest_first(run)?;
-            before.push(len);
             len += bars.len();
             if !validated {
                 for bar in bars {
@@ -54,7 +54,11 @@ impl ArchivedBars {
                 }
             }
         }
-        Ok(Self { runs, before, len })
+        Ok(Self {
+            runs,
+            before: OnceLock::new(),
+            len,
+        })
     }
 
     /// Number of bars.
@@ -72,9 +76,15 @@ impl ArchivedBars {
         if i >= self.len {
             return None;
         }
-        let k = self.before.partition_point(|&b| b <= i) - 1;
+        let before = self.before.get_or_init(|| {
+            let counts = self.runs.iter().map(|r| r.len() / BAR_LEN);
+            counts
+                .scan(0, |n, c| Some(std::mem::replace(n, *n + c)))
+                .collect()
+        });
+        let k = before.partition_point(|&b| b <= i) - 1;
         let run = &self.runs[k];
-        let start = run.len() - (i - self.before[k] + 1) * BAR_LEN;
+        let start = run.len() - (i - before[k] + 1) * BAR_LEN;
         access_archived_bar(&run[start..start + BAR_LEN]).ok()
     }
 

@@ -17,7 +17,7 @@ use std::ops::Range;
 
 /// Bars per full chunk: 3 KiB, so a rewrite of the open chunk stays a
 /// small copy, and a read of 100 bars takes 3 or 4 chunks.
-pub(super) const CHUNK_BARS: usize = 64;
+pub(super) const CHUNK_BARS: usize = 128;
 
 /// What `Bytes::from_owner` allocates beside each buffer (its reference
 /// count, drop function and the `Vec`), rounded up.
@@ -75,7 +75,7 @@ impl Series {
 
     /// The newest `n` bars as runs (oldest first within a run), newest run first.
     pub(super) fn newest(&self, n: usize) -> Vec<Bytes> {
-        let mut runs = Vec::with_capacity(2 + n / CHUNK_BARS + 1);
+        let mut runs = Vec::with_capacity(self.chunks.len().min(2 + n / CHUNK_BARS));
         let mut left = n;
         for chunk in self.chunks.iter().rev() {
             if left == 0 {
@@ -98,7 +98,7 @@ impl Series {
                 break;
             }
             let a = bars_before(&chunk.bars, from);
-            let b = bars_before(&chunk.bars, to.saturating_add(1)).min(a + left);
+            let b = bars_before(&chunk.bars, to.saturating_add(1)).min(a.saturating_add(left));
             if b > a {
                 runs.push(chunk.bars.slice(a * W..b * W));
                 left -= b - a;
@@ -118,7 +118,7 @@ impl Series {
         max_len: Option<NonZeroUsize>,
         limit: usize,
     ) -> Result<(), TooBig> {
-        let saved = (self.len, self.buffers);
+        let saved = (self.len, self.buffers, self.chunks.capacity());
         let region = self.region(times);
         let merged = self.merged(region.clone(), bars, times);
         let at_end = region.end == self.chunks.len();
@@ -140,7 +140,9 @@ impl Series {
             for (i, chunk) in replaced.into_iter().enumerate() {
                 self.chunks.insert(region.start + i, chunk);
             }
-            (self.len, self.buffers) = saved;
+            let capacity;
+            (self.len, self.buffers, capacity) = saved;
+            self.chunks.shrink_to(capacity);
             return Err(TooBig(size));
         }
         Ok(())
@@ -287,4 +289,99 @@ fn timestamp(bars: &[u8]) -> i64 {
 fn bars_before(bars: &[u8], ts: i64) -> usize {
     let (whole, _) = bars.as_chunks::<W>();
     whole.partition_point(|b| archived_bar_timestamp(b) < ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::archive_bars;
+    use crate::model::Bar;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Archived bars at `times`, closing at `close`.
+    fn batch(times: &[i64], close: f64) -> Vec<u8> {
+        let bars: Vec<Bar> = times
+            .iter()
+            .map(|&t| Bar::new(t, close, close + 1.0, close - 1.0, close, 1.0))
+            .collect();
+        archive_bars(&bars).to_vec()
+    }
+
+    fn flatten(runs: &[Bytes]) -> Vec<u8> {
+        runs.iter().flat_map(|r| r.iter().copied()).collect()
+    }
+
+    /// The layout holds: sorted, the newest bar alone, chunks within size,
+    /// the counts right.
+    fn check_layout(s: &Series) {
+        let all: Vec<u8> = s
+            .chunks
+            .iter()
+            .flat_map(|c| c.bars.iter().copied())
+            .collect();
+        let times: Vec<i64> = all.chunks_exact(W).map(timestamp).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "out of order");
+        assert_eq!(times.len(), s.len);
+        assert_eq!(s.buffers, heap_of(s.chunks.iter()));
+        assert!(s.chunks.iter().all(|c| (1..=CHUNK_BARS).contains(&c.len())));
+        assert!(s.chunks.iter().all(|c| c.first == timestamp(&c.bars)));
+        if s.chunks.len() > 1 {
+            assert_eq!(s.chunks.back().map(Chunk::len), Some(1), "newest not alone");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn upserts_match_a_map_and_keep_the_layout(
+            writes in prop::collection::vec(
+                (prop::collection::btree_set(0i64..3_000, 1..300), 0.0f64..100.0, prop::option::of(1usize..700)),
+                1..12,
+            ),
+        ) {
+            let mut s = Series::default();
+            let mut model: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
+            for (times, close, cap) in writes {
+                let times: Vec<i64> = times.into_iter().collect();
+                let bars = batch(&times, close);
+                let cap = cap.and_then(NonZeroUsize::new);
+                s.upsert(&bars, &times, cap, usize::MAX).ok().expect("no limit");
+                for (t, b) in times.iter().zip(bars.chunks_exact(W)) {
+                    model.insert(*t, b.to_vec());
+                }
+                if let Some(cap) = cap {
+                    while model.len() > cap.get() {
+                        model.pop_first();
+                    }
+                }
+                check_layout(&s);
+                let want: Vec<u8> = model.values().flatten().copied().collect();
+                let newest: Vec<Bytes> = s.newest(model.len()).into_iter().rev().collect();
+                prop_assert_eq!(flatten(&newest), want.clone());
+                let range: Vec<u8> = model.range(500..=1_500).flat_map(|(_, b)| b.clone()).collect();
+                prop_assert_eq!(flatten(&s.range(500, 1_500, usize::MAX)), range);
+            }
+        }
+
+        #[test]
+        fn a_write_over_the_limit_leaves_the_series_as_it_was(
+            first in prop::collection::btree_set(0i64..2_000, 1..400),
+            second in prop::collection::btree_set(0i64..2_000, 1..400),
+            cap in prop::option::of(1usize..300),
+        ) {
+            let mut s = Series::default();
+            let first: Vec<i64> = first.into_iter().collect();
+            s.upsert(&batch(&first, 1.0), &first, None, usize::MAX).ok().expect("no limit");
+            let before = flatten(&s.newest(usize::MAX));
+            let size = s.heap_bytes();
+            let second: Vec<i64> = second.into_iter().collect();
+            let cap = cap.and_then(NonZeroUsize::new);
+            if s.upsert(&batch(&second, 2.0), &second, cap, 0).is_ok() {
+                prop_assert!(false, "a write within a zero limit");
+            }
+            check_layout(&s);
+            prop_assert_eq!(flatten(&s.newest(usize::MAX)), before);
+            prop_assert_eq!(s.heap_bytes(), size);
+        }
+    }
 }

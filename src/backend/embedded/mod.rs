@@ -16,7 +16,7 @@ mod policy;
 mod series;
 mod store;
 
-use self::series::{Series, TooBig, OWNER_BYTES};
+use self::series::{Chunk, Series, TooBig, OWNER_BYTES};
 use self::store::{Entry, Store, Value};
 use super::{BarRecord, SeriesWindow, SeriesWrite};
 use crate::error::{Error, Result};
@@ -129,7 +129,12 @@ impl EmbeddedBackend {
         let key = w.key.set();
         debug_assert!(all_valid(w.bars), "series writes carry validated bars");
         let limit = self.store.entry_limit(key);
-        self.store.write(key, |slot| {
+        // The in-progress candle's chunk is built before the lock is taken,
+        // and the one it replaces dropped after it is released: under the
+        // lock, that write is a swap.
+        let mut fresh = (w.times.len() == 1).then(|| Chunk::new(w.bars));
+        let mut replaced = None;
+        let result = self.store.write(key, |slot| {
             let entry = slot.get_or_insert_with(|| Entry {
                 value: Value::Series(Box::default()),
                 expires_at: None,
@@ -137,7 +142,15 @@ impl EmbeddedBackend {
             let Value::Series(series) = &mut entry.value else {
                 return Err(wrong_type(key));
             };
-            match series.upsert(w.bars, w.times, w.max_len, limit) {
+            let swapped = fresh.take().map(|f| series.swap_latest(f, w.max_len));
+            let written = match swapped {
+                Some(Ok(old)) => {
+                    replaced = Some(old);
+                    Ok(())
+                }
+                _ => series.upsert(w.bars, w.times, w.max_len, limit),
+            };
+            match written {
                 Ok(()) => {
                     entry.expires_at = Some(Instant::now() + w.ttl);
                     Ok(())
@@ -149,7 +162,9 @@ impl EmbeddedBackend {
                     Err(too_big(key, size, limit))
                 }
             }
-        })
+        });
+        drop(replaced);
+        result
     }
 
     pub(crate) fn series_newest(&self, key: &SeriesKey, n: usize) -> Result<Vec<Bytes>> {

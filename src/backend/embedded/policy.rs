@@ -38,6 +38,11 @@ struct Link {
     /// A turn in hand: entries without a TTL get one per admission.
     spare: bool,
     bytes: usize,
+    /// When the entry expires, and when the index has it expire: never
+    /// later. A write that pushes the expiry out leaves the index alone,
+    /// and eviction re-files the entry when it finds it early.
+    expires: Option<Instant>,
+    indexed: Option<Instant>,
 }
 
 impl Default for Link {
@@ -49,6 +54,8 @@ impl Default for Link {
             uses: AtomicU8::new(0),
             spare: false,
             bytes: 0,
+            expires: None,
+            indexed: None,
         }
     }
 }
@@ -106,7 +113,17 @@ impl Policy {
         link.spare = expires_at.is_none();
         link.bytes = bytes;
         self.push(slot, Queue::Small);
-        if let Some(t) = expires_at {
+        self.index(slot, expires_at);
+    }
+
+    /// Files `slot` in the expiry index at `at`.
+    fn index(&mut self, slot: u32, at: Option<Instant>) {
+        let link = &mut self.links[slot as usize];
+        link.expires = at;
+        if let Some(t) = std::mem::replace(&mut link.indexed, at) {
+            self.expiry.remove(&(t, slot));
+        }
+        if let Some(t) = at {
             self.expiry.insert((t, slot));
         }
     }
@@ -123,42 +140,36 @@ impl Policy {
         }
     }
 
-    /// A write over a live entry: a use, its new size and expiry.
-    pub(super) fn rewrite(
-        &mut self,
-        slot: u32,
-        bytes: usize,
-        old: Option<Instant>,
-        new: Option<Instant>,
-    ) {
+    /// A write over a live entry: a use, its new size and expiry. A later
+    /// expiry is only noted (the write of every tick pushes it out): the
+    /// index keeps the earlier one until eviction looks.
+    pub(super) fn rewrite(&mut self, slot: u32, bytes: usize, expires_at: Option<Instant>) {
         self.touch(slot);
         let link = &mut self.links[slot as usize];
         let was = std::mem::replace(&mut link.bytes, bytes);
         let queue = link.queue;
-        if new.is_none() {
+        if expires_at.is_none() {
             link.spare = true;
+        }
+        let later = matches!((link.indexed, expires_at), (Some(i), Some(t)) if t >= i);
+        if later {
+            link.expires = expires_at;
         }
         let list = self.list(queue);
         list.bytes = list.bytes - was + bytes;
-        if old != new {
-            if let Some(t) = old {
-                self.expiry.remove(&(t, slot));
-            }
-            if let Some(t) = new {
-                self.expiry.insert((t, slot));
-            }
+        if !later {
+            self.index(slot, expires_at);
         }
     }
 
     /// Forgets `slot` (deleted or evicted).
-    pub(super) fn remove(&mut self, slot: u32, expires_at: Option<Instant>) {
+    pub(super) fn remove(&mut self, slot: u32) {
         self.unlink(slot);
-        if let Some(t) = expires_at {
-            self.expiry.remove(&(t, slot));
-        }
+        self.index(slot, None);
     }
 
-    /// The earliest expiry in the shard.
+    /// The earliest expiry in the shard's index (maybe earlier than any
+    /// entry's: see [`rewrite`](Self::rewrite)).
     pub(super) fn next_expiry(&self) -> Option<Instant> {
         self.expiry.first().map(|(t, _)| *t)
     }
@@ -180,9 +191,14 @@ impl Policy {
         keep: Option<u32>,
         from_small: bool,
     ) -> Option<u32> {
-        if let Some(&(t, slot)) = self.expiry.iter().find(|(_, s)| Some(*s) != keep) {
-            if t <= now {
-                return Some(slot);
+        while let Some(&(t, slot)) = self.expiry.iter().find(|(_, s)| Some(*s) != keep) {
+            if t > now {
+                break;
+            }
+            match self.links[slot as usize].expires {
+                // Filed early: re-filed where it belongs, later each time.
+                Some(actual) if actual > now => self.index(slot, Some(actual)),
+                _ => return Some(slot),
             }
         }
         let queue = if from_small {
@@ -293,9 +309,28 @@ mod tests {
         let mut out = Vec::new();
         for _ in 0..8 {
             let v = p.victim(now, None, true).unwrap();
-            p.remove(v, Some(now + std::time::Duration::from_secs(60)));
+            p.remove(v);
             out.push(v);
         }
         assert_eq!(out, vec![1, 2, 3, 4, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn an_expiry_pushed_out_is_not_taken_for_expired() {
+        let t = Instant::now();
+        let at = |s: u64| Some(t + std::time::Duration::from_secs(s));
+        let mut p = Policy::default();
+        p.admit(0, 100, at(1));
+        p.rewrite(0, 100, at(100));
+        p.admit(1, 100, at(50));
+        let now = t + std::time::Duration::from_secs(10);
+        assert_eq!(p.victim(now, None, true), Some(1));
+        assert_eq!(p.next_expiry(), at(50), "re-filed at its real expiry");
+        let later = t + std::time::Duration::from_secs(101);
+        assert_eq!(
+            p.victim(later, None, false),
+            Some(1),
+            "expired, in any queue"
+        );
     }
 }

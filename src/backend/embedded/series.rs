@@ -23,13 +23,15 @@ pub(super) const CHUNK_BARS: usize = 128;
 /// count, drop function and the `Vec`), rounded up.
 pub(super) const OWNER_BYTES: usize = 48;
 
-struct Chunk {
+/// Bars in a buffer of their own, never changed once built.
+pub(super) struct Chunk {
     first: i64,
     bars: Bytes,
 }
 
 impl Chunk {
-    fn new(bars: &[u8]) -> Self {
+    /// Copies `bars` (whole archived bars, sorted) into a chunk.
+    pub(super) fn new(bars: &[u8]) -> Self {
         Chunk {
             first: timestamp(bars),
             bars: Bytes::from_owner(bars.to_vec()),
@@ -105,6 +107,30 @@ impl Series {
             }
         }
         runs
+    }
+
+    /// The in-progress candle's path: when `fresh` (one bar, built before
+    /// the caller took its lock) has the newest bar's open time and no cap
+    /// is to apply, it takes the newest bar's place, and the old one comes
+    /// back to be dropped once the lock is released. Otherwise `fresh`
+    /// comes back, and the caller upserts.
+    pub(super) fn swap_latest(
+        &mut self,
+        fresh: Chunk,
+        max_len: Option<NonZeroUsize>,
+    ) -> Result<Chunk, Chunk> {
+        let within_cap = max_len.is_none_or(|m| self.len <= m.get());
+        match self.chunks.back_mut() {
+            Some(tail)
+                if within_cap
+                    && tail.len() == 1
+                    && fresh.len() == 1
+                    && tail.first == fresh.first =>
+            {
+                Ok(std::mem::replace(tail, fresh))
+            }
+            _ => Err(fresh),
+        }
     }
 
     /// Inserts or replaces `bars` (archived, sorted, one per time in

@@ -360,13 +360,12 @@ impl Shard {
 
     fn put_back(&mut self, i: u32, entry: Entry) -> u32 {
         let slot = self.slots[i as usize].as_mut().expect("taken from here");
-        let old = slot.entry.expires_at;
         let new = entry.expires_at;
         let was = std::mem::replace(&mut slot.charge, charge(&slot.key, &entry));
         slot.entry = entry;
         let bytes = slot.charge;
         self.entry_bytes = self.entry_bytes - was + bytes;
-        self.policy.rewrite(i, bytes, old, new);
+        self.policy.rewrite(i, bytes, new);
         i
     }
 
@@ -403,7 +402,7 @@ impl Shard {
         if let Ok(found) = self.table.find_entry(slot.hash, |&j| j == i) {
             found.remove();
         }
-        self.policy.remove(i, slot.entry.expires_at);
+        self.policy.remove(i);
         self.entry_bytes -= slot.charge;
         self.free.push(i);
         Some(slot.entry)

@@ -106,7 +106,7 @@ impl Keys {
     }
 
     pub(crate) fn fear_greed(&self) -> String {
-        format!("{}:fear_greed", self.ns)
+        join(&[&self.ns, ":fear_greed"])
     }
 
     /// An LLM result; `analysis_type` follows the symbol rules, the hash is hex.
@@ -119,13 +119,13 @@ impl Keys {
                 "input hash {input_hash:?} is not 1 to 128 hex digits (use LlmCache::hash_input)"
             )));
         }
-        Ok(format!("{}:llm:{{{analysis_type}}}:{input_hash}", self.ns))
+        Ok(join(&[&self.ns, ":llm:{", analysis_type, "}:", input_hash]))
     }
 
     /// A caller's own key for the low-level client.
     pub(crate) fn kv(&self, key: &str) -> Result<String> {
         check_key_len(key)?;
-        Ok(format!("{}kv:{key}", self.prefix))
+        Ok(join(&[&self.prefix, "kv:", key]))
     }
 }
 

@@ -30,7 +30,7 @@
 //! | [`codec`] | the 4-byte header and validated rkyv access of every stored value |
 //! | `config` | [`CacheConfig`]: backend choice, namespace, TTL table, timeouts, fail-open |
 //! | `options` | [`WriteOptions`], [`BarWriteOptions`], [`ComputeOptions`]: per-call options of the `*_with` calls |
-//! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout) and `embedded.rs` implement it |
+//! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout) and `embedded/` (store, eviction policy, series chunks) implement it |
 //! | `stats`, `flight` | counters ([`CacheStats`]); single flight of `get_or_compute` |
 //! | `shared` | what one manager's typed caches share: the one read path and one write path, fail-open rules |
 //! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON, on either backend |

@@ -5,7 +5,7 @@
 //! (`codec::ARCHIVED_BAR_LEN` bytes each, header checked), not yet validated
 //! when they come from Redis ([`Backend::bars_validated`]).
 //! Redis-specific tricks (pipelines, scripts, transactions) stay in `redis.rs`
-//! (with `series.rs`, the series layout); `embedded.rs` keeps the same
+//! (with `series.rs`, the series layout); `embedded/` keeps the same
 //! semantics in-process.
 
 mod embedded;

@@ -32,18 +32,7 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
 
 /// A cache holding a 1,000-bar series of `SYMBOL`.
 fn cache_with_series(rt: &Runtime) -> CacheManager {
-    rt.block_on(async {
-        let cache = CacheManager::connect(CacheConfig::embedded())
-            .await
-            .expect("embedded");
-        let bars = common::bars(1_000, TF.millis() as i64, common::SEED);
-        cache
-            .ohlcv()
-            .set_bars(SYMBOL, TF, &bars)
-            .await
-            .expect("set_bars");
-        cache
-    })
+    rt.block_on(common::embedded_with_series(SYMBOL, TF))
 }
 
 fn reads(c: &mut Criterion) {

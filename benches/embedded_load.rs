@@ -95,18 +95,7 @@ fn contended(cache: &CacheManager, with_writer: bool, bars: bool) -> (Samples, u
 }
 
 fn contention() {
-    let cache = runtime().block_on(async {
-        let cache = CacheManager::connect(CacheConfig::embedded())
-            .await
-            .expect("embedded");
-        let bars = common::bars(1_000, TF.millis() as i64, common::SEED);
-        cache
-            .ohlcv()
-            .set_bars(SYMBOL, TF, &bars)
-            .await
-            .expect("set_bars");
-        cache
-    });
+    let cache = runtime().block_on(common::embedded_with_series(SYMBOL, TF));
     println!("two readers of one series, a writer upserting its in-progress bar at 10,000/s:");
     for (name, bars) in [("get_latest_bar", false), ("get_bars(100)", true)] {
         let (alone, _) = contended(&cache, false, bars);

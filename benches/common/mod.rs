@@ -4,7 +4,7 @@
 
 pub mod samples;
 
-use iftb_cache::{Bar, Ticker};
+use iftb_cache::{Bar, CacheConfig, CacheManager, Ticker, Timeframe};
 
 /// The seed of every generator here.
 pub const SEED: u64 = 0x1F7B_CAC4_E000_0005;
@@ -105,4 +105,18 @@ pub fn llm_result(bytes: usize, seed: u64) -> serde_json::Value {
         "confidence": 0.85,
         "key_points": points,
     })
+}
+
+/// An embedded cache holding a 1,000-bar `tf` series of `symbol`.
+pub async fn embedded_with_series(symbol: &str, tf: Timeframe) -> CacheManager {
+    let cache = CacheManager::connect(CacheConfig::embedded())
+        .await
+        .expect("embedded");
+    let bars = bars(1_000, tf.millis() as i64, SEED);
+    cache
+        .ohlcv()
+        .set_bars(symbol, tf, &bars)
+        .await
+        .expect("set_bars");
+    cache
 }

@@ -71,10 +71,11 @@ impl EmbeddedBackend {
         self.check_fits(key, &value)?;
         let expires_at = ttl.map(|t| Instant::now() + t);
         let value = Value::Bytes(owned(&value));
-        self.store.write(key, |e| {
-            *e = Some(Entry { value, expires_at });
-            Ok(())
-        })
+        let replaced = self.store.write(key, |e| {
+            Ok::<_, Error>(e.replace(Entry { value, expires_at }))
+        })?;
+        drop(replaced);
+        Ok(())
     }
 
     pub(crate) fn set_many(&self, items: &[(String, Bytes)], ttl: Duration) -> Result<()> {
@@ -90,9 +91,8 @@ impl EmbeddedBackend {
     pub(crate) fn delete(&self, keys: &[String]) -> Result<u64> {
         let mut n = 0;
         for key in keys {
-            n += self
-                .store
-                .write(key, |e| Ok::<_, Error>(u64::from(e.take().is_some())))?;
+            let removed = self.store.write(key, |e| Ok::<_, Error>(e.take()))?;
+            n += u64::from(removed.is_some());
         }
         Ok(n)
     }
@@ -104,25 +104,25 @@ impl EmbeddedBackend {
     pub(crate) fn set_nx(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool> {
         self.check_fits(key, &value)?;
         let expires_at = Some(Instant::now() + ttl);
-        // Check and insert under one write lock, as `SET NX` is one command.
-        self.store.write(key, |e| {
+        let value = Value::Bytes(owned(&value));
+        // Check and insert under one write lock, as `SET NX` is one command;
+        // a refused value is dropped off the lock.
+        let refused = self.store.write(key, |e| {
             if e.is_some() {
-                return Ok(false);
+                return Ok::<_, Error>(Some(value));
             }
-            let value = Value::Bytes(owned(&value));
             *e = Some(Entry { value, expires_at });
-            Ok(true)
-        })
+            Ok(None)
+        })?;
+        Ok(refused.is_none())
     }
 
     pub(crate) fn delete_if_equals(&self, key: &str, value: &[u8]) -> Result<bool> {
-        self.store.write(key, |e| {
+        let removed = self.store.write(key, |e| {
             let holds = matches!(e, Some(Entry { value: Value::Bytes(v), .. }) if v == value);
-            if holds {
-                *e = None;
-            }
-            Ok(holds)
-        })
+            Ok::<_, Error>(if holds { e.take() } else { None })
+        })?;
+        Ok(removed.is_some())
     }
 
     pub(crate) fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
@@ -133,7 +133,7 @@ impl EmbeddedBackend {
         // and the one it replaces dropped after it is released: under the
         // lock, that write is a swap.
         let mut fresh = (w.times.len() == 1).then(|| Chunk::new(w.bars));
-        let mut replaced = None;
+        let mut replaced = Vec::new();
         let result = self.store.write(key, |slot| {
             let entry = slot.get_or_insert_with(|| Entry {
                 value: Value::Series(Box::default()),
@@ -144,14 +144,12 @@ impl EmbeddedBackend {
             };
             let swapped = fresh.take().map(|f| series.swap_latest(f, w.max_len));
             let written = match swapped {
-                Some(Ok(old)) => {
-                    replaced = Some(old);
-                    Ok(())
-                }
+                Some(Ok(old)) => Ok(vec![old]),
                 _ => series.upsert(w.bars, w.times, w.max_len, limit),
             };
             match written {
-                Ok(()) => {
+                Ok(old) => {
+                    replaced = old;
                     entry.expires_at = Some(Instant::now() + w.ttl);
                     Ok(())
                 }

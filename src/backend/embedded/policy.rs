@@ -179,28 +179,30 @@ impl Policy {
         self.small.bytes
     }
 
-    /// The slot to evict next, never `keep`: an expired entry if any, else
-    /// the first unused entry from the head of the small queue (`from_small`)
-    /// or the main one, promoting or passing over the used ones on the way.
-    /// The store decides which queue, over all shards: S3-FIFO evicts from
-    /// the small queue while it holds more than a tenth of the cache. `None`
-    /// when that queue has nothing to give.
-    pub(super) fn victim(
-        &mut self,
-        now: Instant,
-        keep: Option<u32>,
-        from_small: bool,
-    ) -> Option<u32> {
-        while let Some(&(t, slot)) = self.expiry.iter().find(|(_, s)| Some(*s) != keep) {
-            if t > now {
-                break;
-            }
+    /// An expired slot to evict, never `keep`. Entries the index holds
+    /// early (their expiry was pushed out) are re-filed on the way, `keep`
+    /// too, so the shard's [`next_expiry`](Self::next_expiry) is right again.
+    pub(super) fn expired(&mut self, now: Instant, keep: Option<u32>) -> Option<u32> {
+        loop {
+            let live = |s: u32| self.links[s as usize].expires.is_some_and(|t| t > now);
+            let mut due = self.expiry.iter().take_while(|(t, _)| *t <= now);
+            // A `keep` that has really expired stays filed: it is not ours to take.
+            let &(_, slot) = due.find(|(_, s)| Some(*s) != keep || live(*s))?;
             match self.links[slot as usize].expires {
                 // Filed early: re-filed where it belongs, later each time.
                 Some(actual) if actual > now => self.index(slot, Some(actual)),
                 _ => return Some(slot),
             }
         }
+    }
+
+    /// The slot S3-FIFO evicts next, never `keep`: the first unused entry
+    /// from the head of the small queue (`from_small`) or the main one,
+    /// promoting or passing over the used ones on the way. The store decides
+    /// which queue, over all shards: S3-FIFO evicts from the small queue
+    /// while it holds more than a tenth of the cache. `None` when that queue
+    /// has nothing to give.
+    pub(super) fn victim(&mut self, keep: Option<u32>, from_small: bool) -> Option<u32> {
         let queue = if from_small {
             Queue::Small
         } else {
@@ -308,7 +310,7 @@ mod tests {
         p.touch(5);
         let mut out = Vec::new();
         for _ in 0..8 {
-            let v = p.victim(now, None, true).unwrap();
+            let v = p.victim(None, true).unwrap();
             p.remove(v);
             out.push(v);
         }
@@ -324,13 +326,26 @@ mod tests {
         p.rewrite(0, 100, at(100));
         p.admit(1, 100, at(50));
         let now = t + std::time::Duration::from_secs(10);
-        assert_eq!(p.victim(now, None, true), Some(1));
+        assert_eq!(p.expired(now, None), None, "0 was filed early, not expired");
         assert_eq!(p.next_expiry(), at(50), "re-filed at its real expiry");
         let later = t + std::time::Duration::from_secs(101);
-        assert_eq!(
-            p.victim(later, None, false),
-            Some(1),
-            "expired, in any queue"
-        );
+        assert_eq!(p.expired(later, None), Some(1));
+        p.remove(1);
+        assert_eq!(p.expired(later, None), Some(0));
+    }
+
+    #[test]
+    fn the_entry_being_written_is_re_filed_but_never_taken() {
+        let t = Instant::now();
+        let at = |s: u64| Some(t + std::time::Duration::from_secs(s));
+        let mut p = Policy::default();
+        p.admit(0, 100, at(1));
+        p.rewrite(0, 100, at(100));
+        let now = t + std::time::Duration::from_secs(10);
+        assert_eq!(p.expired(now, Some(0)), None);
+        assert_eq!(p.next_expiry(), at(100), "the hint no longer points here");
+        let much_later = t + std::time::Duration::from_secs(200);
+        assert_eq!(p.expired(much_later, Some(0)), None);
+        assert_eq!(p.victim(Some(0), true), None, "alone: nothing to evict");
     }
 }

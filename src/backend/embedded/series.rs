@@ -136,14 +136,15 @@ impl Series {
     /// Inserts or replaces `bars` (archived, sorted, one per time in
     /// `times`) and trims the oldest past `max_len`. Applied whole or not at
     /// all: when the series would hold more than `limit` bytes, it is left
-    /// as it was.
+    /// as it was. Hands back the chunks it replaced, to be dropped once the
+    /// caller's lock is released.
     pub(super) fn upsert(
         &mut self,
         bars: &[u8],
         times: &[i64],
         max_len: Option<NonZeroUsize>,
         limit: usize,
-    ) -> Result<(), TooBig> {
+    ) -> Result<Vec<Chunk>, TooBig> {
         let saved = (self.len, self.buffers, self.chunks.capacity());
         let region = self.region(times);
         let merged = self.merged(region.clone(), bars, times);
@@ -171,7 +172,9 @@ impl Series {
             self.chunks.shrink_to(capacity);
             return Err(TooBig(size));
         }
-        Ok(())
+        let mut replaced = replaced;
+        replaced.extend(trimmed.chunks);
+        Ok(replaced)
     }
 
     /// The chunks a batch spanning `times` rewrites: those its bars fall

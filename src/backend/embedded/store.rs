@@ -76,8 +76,9 @@ struct Shard {
     policy: Policy,
     /// The charges of its entries.
     entry_bytes: usize,
-    /// What this shard charged to the store's `used` and `small`.
+    /// What this shard charged to the store's `used`, `entries` and `small`.
     charged: usize,
+    entries_charged: usize,
     small_charged: usize,
 }
 
@@ -96,6 +97,8 @@ pub(super) struct Store {
     shard_bits: u32,
     capacity: usize,
     used: AtomicUsize,
+    /// Of `used`, the entries' own charges (the rest: tables, slabs, queues).
+    entries: AtomicUsize,
     /// Bytes of the entries in the policy's small queues, over all shards.
     small: AtomicUsize,
     cursor: AtomicUsize,
@@ -126,6 +129,7 @@ impl Store {
             shard_bits,
             capacity,
             used: AtomicUsize::new(0),
+            entries: AtomicUsize::new(0),
             small: AtomicUsize::new(0),
             cursor: AtomicUsize::new(0),
             epoch: Instant::now(),
@@ -137,9 +141,13 @@ impl Store {
         self.used.load(Relaxed)
     }
 
-    /// The largest charge one entry under `key` may take.
+    /// The largest charge one entry under `key` may take: the capacity,
+    /// less what the shards' tables and queues hold now.
     pub(super) fn entry_limit(&self, key: &str) -> usize {
-        self.capacity.saturating_sub(key.len() + SLOT_BYTES)
+        let structures = self.used().saturating_sub(self.entries.load(Relaxed));
+        self.capacity
+            .saturating_sub(structures)
+            .saturating_sub(key.len() + SLOT_BYTES)
     }
 
     fn shard_of(&self, hash: u64) -> usize {
@@ -179,8 +187,11 @@ impl Store {
 
     /// Runs `f` on the live entry of `key` (`None` when absent or expired)
     /// under the shard's write lock; what `f` leaves is stored (`None`
-    /// deletes). `f` must leave the entry as it found it when it fails, and
-    /// keep a value within [`entry_limit`](Self::entry_limit).
+    /// deletes). `f` must leave the entry as it found it when it fails, keep
+    /// a value within [`entry_limit`](Self::entry_limit), and hand what it
+    /// replaces back in its result, to be dropped once the lock is released.
+    /// No `f` here panics; if one did, the key would hold an empty value (a
+    /// codec error on read) until written again.
     pub(super) fn write<T, E>(
         &self,
         key: &str,
@@ -243,11 +254,25 @@ impl Store {
     /// Brings the store's `used` and the cell's expiry hint up to date
     /// with the shard.
     fn settle(&self, cell: &Cell, shard: &mut Shard) {
+        if shard.table.is_empty() && shard.slots.capacity() > 0 {
+            // Emptied (cleared, or evicted to the last entry): give back its
+            // tables, which never shrink otherwise.
+            shard.slots = Vec::new();
+            shard.free = Vec::new();
+            shard.table = HashTable::new();
+            shard.policy = Policy::default();
+        }
         let charged = shard.charge();
         adjust(
             &self.used,
             std::mem::replace(&mut shard.charged, charged),
             charged,
+        );
+        let entries = shard.entry_bytes;
+        adjust(
+            &self.entries,
+            std::mem::replace(&mut shard.entries_charged, entries),
+            entries,
         );
         let small = shard.policy.small_bytes();
         adjust(
@@ -270,27 +295,29 @@ impl Store {
     /// wherever they are, then the policy's victims shard by shard in turn,
     /// from the small queues while they hold more than a tenth of the
     /// store (S3-FIFO), else from the main ones. `keep` (the entry just
-    /// written) stays.
+    /// written) stays. Ends after two rounds over the shards with nothing
+    /// to evict (one per queue).
     fn make_room(&self, keep: Option<(usize, u32)>) {
-        let mut fruitless = 0;
-        while self.used() > self.capacity && fruitless < 2 * self.cells.len() {
+        let n = self.cells.len();
+        let start = self.cursor.fetch_add(1, Relaxed);
+        // Shards whose expiry hint led to nothing this call (a `keep`
+        // that has expired): not asked again.
+        let mut stale = 0u64;
+        let (mut step, mut fruitless) = (0, 0);
+        while self.used() > self.capacity && fruitless < 2 * n {
             let now = Instant::now();
+            if let Some(at) = self.expired_shard(now, stale) {
+                if !self.evict_at(at, keep, |p, k| p.expired(now, k)) {
+                    stale |= 1 << at;
+                }
+                continue;
+            }
             // Past one fruitless round, the other queue.
             let small_over = self.small.load(Relaxed) * 10 > self.used();
-            let from_small = small_over == (fruitless < self.cells.len());
-            let at = self
-                .expired_shard(now)
-                .unwrap_or_else(|| self.cursor.fetch_add(1, Relaxed) % self.cells.len());
-            let cell = &self.cells[at];
-            let keep = keep.filter(|(s, _)| *s == at).map(|(_, i)| i);
-            let freed = {
-                let mut shard = write(&cell.lock);
-                let victim = shard.policy.victim(now, keep, from_small);
-                let freed = victim.and_then(|i| shard.remove(i));
-                self.settle(cell, &mut shard);
-                freed
-            };
-            if freed.is_some() {
+            let from_small = small_over == (fruitless < n);
+            let at = (start + step) % n;
+            step += 1;
+            if self.evict_at(at, keep, |p, k| p.victim(k, from_small)) {
                 fruitless = 0;
             } else {
                 fruitless += 1;
@@ -298,12 +325,32 @@ impl Store {
         }
     }
 
-    /// A shard holding an expired entry, if any.
-    fn expired_shard(&self, now: Instant) -> Option<usize> {
+    /// Evicts what `pick` chooses in shard `at`, never `keep`; true when it
+    /// chose something. The entry is dropped once the lock is released.
+    fn evict_at(
+        &self,
+        at: usize,
+        keep: Option<(usize, u32)>,
+        pick: impl FnOnce(&mut Policy, Option<u32>) -> Option<u32>,
+    ) -> bool {
+        let cell = &self.cells[at];
+        let keep = keep.filter(|(s, _)| *s == at).map(|(_, i)| i);
+        let freed = {
+            let mut shard = write(&cell.lock);
+            let victim = pick(&mut shard.policy, keep);
+            let freed = victim.and_then(|i| shard.remove(i));
+            self.settle(cell, &mut shard);
+            freed
+        };
+        freed.is_some()
+    }
+
+    /// A shard, not in the `stale` mask, whose index holds an entry due.
+    fn expired_shard(&self, now: Instant, stale: u64) -> Option<usize> {
         let now = self.millis(now);
-        self.cells
-            .iter()
-            .position(|c| c.next_expiry.load(Relaxed) < now)
+        let due =
+            |(i, c): &(usize, &Cell)| stale & (1 << i) == 0 && c.next_expiry.load(Relaxed) < now;
+        self.cells.iter().enumerate().find(due).map(|(i, _)| i)
     }
 }
 
@@ -420,4 +467,74 @@ impl Shard {
 
 fn charge(key: &str, entry: &Entry) -> usize {
     key.len() + SLOT_BYTES + entry.value.heap_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn put(store: &Store, key: &str, len: usize, ttl: Duration) {
+        let value = Value::Bytes(Bytes::from(vec![0u8; len]));
+        let entry = Entry {
+            value,
+            expires_at: Some(Instant::now() + ttl),
+        };
+        let old = store.write(key, |e| Ok::<_, ()>(e.replace(entry)));
+        drop(old);
+    }
+
+    fn shard_of(store: &Store, key: &str) -> usize {
+        store.shard_of(hash(key))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_rewritten_past_its_first_expiry_does_not_pin_eviction_to_its_shard() {
+        let store = Store::new(4 << 20);
+        let long = Duration::from_secs(600);
+        put(&store, "hot", 1_000, Duration::from_secs(1));
+        let mut i = 0;
+        while store.used() < (4 << 20) - 100_000 {
+            put(&store, &format!("k{i}"), 1_000, long);
+            i += 1;
+        }
+        // Rewritten before it expires, the hot key stays filed at its first
+        // expiry; past it, it is rewritten with more and more bytes: each
+        // write evicts, with the hot key kept.
+        tokio::time::advance(Duration::from_millis(500)).await;
+        put(&store, "hot", 1_000, Duration::from_secs(1));
+        tokio::time::advance(Duration::from_millis(700)).await;
+        for n in 0..300 {
+            put(&store, "hot", 2_000 + n * 1_000, Duration::from_secs(1));
+        }
+        let hot = shard_of(&store, "hot");
+        let mut left = vec![0usize; store.cells.len()];
+        for k in (0..i)
+            .map(|k| format!("k{k}"))
+            .filter(|k| store.contains(k))
+        {
+            left[shard_of(&store, &k)] += 1;
+        }
+        let others = left.iter().enumerate().filter(|(s, _)| *s != hot);
+        let fewest_elsewhere = others.map(|(_, n)| *n).min().unwrap();
+        assert!(
+            left[hot] * 2 >= fewest_elsewhere,
+            "the hot key's shard kept {} entries, the others at least {fewest_elsewhere}",
+            left[hot]
+        );
+        assert!(store.used() <= store.capacity);
+    }
+
+    #[test]
+    fn an_emptied_store_gives_its_tables_back() {
+        let store = Store::new(4 << 20);
+        for i in 0..10_000 {
+            put(&store, &format!("k{i}"), 10, Duration::from_secs(60));
+        }
+        let full = store.used();
+        assert!(store.entry_limit("big") < store.capacity - 10_000 * 10);
+        store.remove_where(|_| true);
+        assert_eq!(store.used(), 0, "after {full} bytes");
+        assert_eq!(store.entry_limit("big"), store.capacity - 3 - SLOT_BYTES);
+    }
 }

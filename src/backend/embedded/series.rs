@@ -78,7 +78,8 @@ impl Series {
 
     /// The newest `n` bars as runs (oldest first within a run), newest run first.
     pub(super) fn newest(&self, n: usize) -> Vec<Bytes> {
-        let mut runs = Vec::with_capacity(self.chunks.len().min(2 + n / CHUNK_BARS));
+        // The tail, the open chunk, then full ones: one allocation, no growth.
+        let mut runs = Vec::with_capacity(self.chunks.len().min(2 + n.div_ceil(CHUNK_BARS)));
         let mut left = n;
         for chunk in self.chunks.iter().rev() {
             if left == 0 {

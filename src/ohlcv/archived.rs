@@ -133,12 +133,20 @@ pub(super) fn decode_oldest(runs: &[Bytes], validated: bool) -> Result<Vec<Bar>>
 /// One archived bar copied out: checked and in order, unless `validated`.
 #[inline]
 fn read_bar(bar: &[u8], order: &mut Order, validated: bool) -> Result<Bar> {
+    let bar = decode_bar(bar, validated)?;
+    if !validated {
+        order.check(bar.timestamp)?;
+    }
+    Ok(bar)
+}
+
+/// One archived bar copied out, checked as a bar unless `validated`.
+#[inline]
+pub(super) fn decode_bar(bar: &[u8], validated: bool) -> Result<Bar> {
     if validated {
         return access_archived_bar(bar).map(ArchivedBar::to_bar);
     }
-    let bar = access_valid_archived_bar(bar)?.to_bar();
-    order.check(bar.timestamp)?;
-    Ok(bar)
+    access_valid_archived_bar(bar).map(ArchivedBar::to_bar)
 }
 
 /// The order a read must come in; a read out of it is corrupt, never handed

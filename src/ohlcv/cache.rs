@@ -1,12 +1,12 @@
 //! The calls of [`OhlcvCache`]: validation, then one backend call, then the
 //! shared read or write path.
 
-use super::archived::{decode_newest, decode_oldest, ArchivedBars};
-use crate::backend::{BarRecord, SeriesWindow, SeriesWrite};
-use crate::codec::{self, access_archived_bar, access_valid_archived_bar};
+use super::archived::{decode_bar, decode_newest, decode_oldest, ArchivedBars};
+use crate::backend::{SeriesWindow, SeriesWrite};
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::limits::{check_bar_limit, check_series_count, MAX_BARS_PER_READ};
-use crate::model::{ArchivedBar, Bar, Timeframe};
+use crate::model::{Bar, Timeframe};
 use crate::options::BarWriteOptions;
 use crate::shared::Shared;
 use bytes::Bytes;
@@ -238,14 +238,6 @@ impl<'a> OhlcvCache<'a> {
         let found = fetched.map(|records| (!records.is_empty()).then_some(records));
         self.shared.finish_read(op, key, found, decode)
     }
-}
-
-/// One archived bar copied out, checked as a bar unless `validated`.
-fn decode_bar(bar: &BarRecord, validated: bool) -> Result<Bar> {
-    if validated {
-        return access_archived_bar(bar).map(ArchivedBar::to_bar);
-    }
-    access_valid_archived_bar(bar).map(ArchivedBar::to_bar)
 }
 
 /// Validates every bar, sorts by open time and keeps the last bar given for

@@ -69,12 +69,7 @@ impl EmbeddedBackend {
 
     pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         self.check_fits(key, &value)?;
-        let expires_at = ttl.map(|t| Instant::now() + t);
-        let value = Value::Bytes(owned(&value));
-        let replaced = self.store.write(key, |e| {
-            Ok::<_, Error>(e.replace(Entry { value, expires_at }))
-        })?;
-        drop(replaced);
+        self.put(key, &value, ttl);
         Ok(())
     }
 
@@ -83,18 +78,30 @@ impl EmbeddedBackend {
             self.check_fits(key, value)?;
         }
         for (key, value) in items {
-            self.set(key, value.clone(), Some(ttl))?;
+            self.put(key, value, Some(ttl));
         }
         Ok(())
     }
 
+    /// Stores a copy of `value`, checked to fit; the value it replaces is
+    /// dropped once the lock is released.
+    fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
+        let expires_at = ttl.map(|t| Instant::now() + t);
+        let value = Value::Bytes(owned(value));
+        let replaced = self.store.write(key, |e| {
+            Ok::<_, Error>(e.replace(Entry { value, expires_at }))
+        });
+        drop(replaced);
+    }
+
     pub(crate) fn delete(&self, keys: &[String]) -> Result<u64> {
-        let mut n = 0;
-        for key in keys {
-            let removed = self.store.write(key, |e| Ok::<_, Error>(e.take()))?;
-            n += u64::from(removed.is_some());
-        }
-        Ok(n)
+        Ok(keys.iter().map(|k| u64::from(self.delete_one(k))).sum())
+    }
+
+    /// Deletes `key`; true when it was live.
+    fn delete_one(&self, key: &str) -> bool {
+        let removed = self.store.write(key, |e| Ok::<_, Error>(e.take()));
+        removed.is_ok_and(|e| e.is_some())
     }
 
     pub(crate) fn exists(&self, key: &str) -> Result<bool> {
@@ -182,7 +189,7 @@ impl EmbeddedBackend {
 
     /// One entry: the head is the series' last bar, not a key of its own.
     pub(crate) fn series_delete(&self, key: &SeriesKey) -> Result<bool> {
-        Ok(self.delete(&[key.set().to_string()])? > 0)
+        Ok(self.delete_one(key.set()))
     }
 
     pub(crate) fn series_latest_many(&self, keys: &[SeriesKey]) -> Result<Vec<Option<BarRecord>>> {
@@ -221,11 +228,11 @@ fn owned(value: &[u8]) -> Bytes {
 }
 
 fn all_valid(bars: &[u8]) -> bool {
-    let each = bars.chunks_exact(crate::codec::ARCHIVED_BAR_LEN);
-    bars.len().is_multiple_of(crate::codec::ARCHIVED_BAR_LEN)
-        && each
-            .map(crate::codec::access_valid_archived_bar)
-            .all(|b| b.is_ok())
+    use crate::codec::{access_valid_archived_bar, ARCHIVED_BAR_LEN as W};
+    bars.len().is_multiple_of(W)
+        && bars
+            .chunks_exact(W)
+            .all(|b| access_valid_archived_bar(b).is_ok())
 }
 
 /// As Redis' `WRONGTYPE`, which the Redis backend reports as a codec error.

@@ -151,7 +151,7 @@ impl Series {
         let region = self.region(times);
         let merged = self.merged(region.clone(), bars, times);
         let at_end = region.end == self.chunks.len();
-        let replaced: Vec<Chunk> = self.chunks.drain(region.clone()).collect();
+        let mut replaced: Vec<Chunk> = self.chunks.drain(region.clone()).collect();
         let fresh = rechunk(&merged, at_end);
         let inserted = fresh.len();
         for (i, chunk) in fresh.into_iter().enumerate() {
@@ -174,7 +174,6 @@ impl Series {
             self.chunks.shrink_to(capacity);
             return Err(TooBig(size));
         }
-        let mut replaced = replaced;
         replaced.extend(trimmed.chunks);
         Ok(replaced)
     }

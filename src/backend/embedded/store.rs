@@ -162,18 +162,21 @@ impl Store {
     /// True when `key` holds a live value. Not a use: as Redis' `EXISTS`,
     /// asking does not keep an entry.
     pub(super) fn contains(&self, key: &str) -> bool {
-        let hash = hash(key);
-        let shard = read(&self.cell(hash).lock);
-        let now = Instant::now();
-        shard
-            .find(hash, key)
-            .is_some_and(|i| shard.entry(i).live(now))
+        self.lookup(key, false, |_| ()).is_some()
     }
 
     /// Runs `f` on the live value of `key`, under the shard's read lock,
     /// and counts the read as a use.
     #[inline]
     pub(super) fn read<T>(&self, key: &str, f: impl FnOnce(&Value) -> T) -> Option<T> {
+        self.lookup(key, true, f)
+    }
+
+    /// The one lookup: `f` on the live value of `key`, under the shard's
+    /// read lock; a use when `touch`. The clock is read only for an entry
+    /// with a TTL.
+    #[inline]
+    fn lookup<T>(&self, key: &str, touch: bool, f: impl FnOnce(&Value) -> T) -> Option<T> {
         let hash = hash(key);
         let shard = read(&self.cell(hash).lock);
         let i = shard.find(hash, key)?;
@@ -181,7 +184,9 @@ impl Store {
         if slot.entry.expires_at.is_some() && !slot.entry.live(Instant::now()) {
             return None;
         }
-        shard.policy.touch(i);
+        if touch {
+            shard.policy.touch(i);
+        }
         Some(f(&slot.entry.value))
     }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{timeout_in_range, ttl_in_range};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -39,7 +39,25 @@ impl DataType {
 #[derive(Clone)]
 enum BackendConfig {
     Embedded,
-    Redis(Box<ConnectionInfo>),
+    Redis(Box<RedisTarget>),
+}
+
+/// Which Redis deployment, and how to reach it.
+#[derive(Clone)]
+pub(crate) enum RedisTarget {
+    /// One server.
+    Standalone(ConnectionInfo),
+    /// A Redis Cluster, found from its seed nodes.
+    Cluster(Vec<ConnectionInfo>),
+    /// The primary a set of Sentinels names.
+    Sentinel {
+        /// The master name the Sentinels monitor (`sentinel monitor <name> ..`).
+        master: String,
+        /// The Sentinels, with their own credentials and TLS mode.
+        sentinels: Vec<ConnectionInfo>,
+        /// Credentials and database of the data nodes.
+        node: RedisConnectionInfo,
+    },
 }
 
 /// Configuration of a [`CacheManager`](crate::CacheManager).
@@ -104,11 +122,19 @@ impl CacheConfig {
     /// `tls` feature) selects Redis; otherwise `REDIS_HOST` with the optional
     /// `REDIS_PORT` (6379), `REDIS_PASSWORD` and `REDIS_DB` (0) does, as in the
     /// original module. With neither, the embedded backend is used.
+    ///
+    /// A Redis Cluster is selected by `REDIS_CLUSTER_NODES`
+    /// (`redis://h1:7000,redis://h2:7001`, any of its nodes), Sentinel by
+    /// `REDIS_SENTINELS` (`redis://h1:26379,redis://h2:26379`) with
+    /// `REDIS_SENTINEL_MASTER` (the monitored master's name); either wins over
+    /// `REDIS_URL` and `REDIS_HOST`, and takes the data nodes' password from
+    /// `REDIS_PASSWORD` (with `REDIS_USERNAME` for an ACL user).
     /// `IFTB_CACHE_NAMESPACE` sets the key namespace.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for an unparsable URL, port or db, or a bad `.env` file.
+    /// [`ErrorKind::Config`] for an unparsable URL, port or db, `REDIS_SENTINELS`
+    /// without `REDIS_SENTINEL_MASTER`, or a bad `.env` file.
     pub fn from_env() -> Result<Self> {
         let vars = env_with_dotenv(".env")?;
         Self::from_vars(|name| vars.get(name).cloned())
@@ -118,12 +144,26 @@ impl CacheConfig {
     pub(crate) fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let mut builder = Self::builder();
-        if let Some(url) = get("REDIS_URL") {
+        let nodes = get("REDIS_CLUSTER_NODES");
+        let sentinels = get("REDIS_SENTINELS");
+        if let Some(nodes) = nodes {
+            builder = builder.redis_cluster(&split_list(&nodes));
+        } else if let Some(sentinels) = sentinels {
+            let master = get("REDIS_SENTINEL_MASTER").ok_or_else(|| {
+                config_error("REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not")
+            })?;
+            builder = builder.redis_sentinel(master.trim(), &split_list(&sentinels));
+        } else if let Some(url) = get("REDIS_URL") {
             builder = builder.redis_url(url.trim());
         } else if let Some(host) = get("REDIS_HOST") {
             let port = parse_var("REDIS_PORT", get("REDIS_PORT"), 6379u16)?;
             let db = parse_var("REDIS_DB", get("REDIS_DB"), 0i64)?;
             builder = builder.redis_host(host.trim(), port, get("REDIS_PASSWORD").as_deref(), db);
+        }
+        if get("REDIS_CLUSTER_NODES").is_some() || get("REDIS_SENTINELS").is_some() {
+            if let Some(password) = get("REDIS_PASSWORD") {
+                builder = builder.redis_node_auth(get("REDIS_USERNAME").as_deref(), &password);
+            }
         }
         if let Some(ns) = get("IFTB_CACHE_NAMESPACE") {
             builder = builder.namespace(ns.trim());
@@ -131,15 +171,15 @@ impl CacheConfig {
         builder.build()
     }
 
-    /// True when the Redis backend is configured.
+    /// True when a Redis backend (a server, a cluster or Sentinels) is configured.
     pub fn is_redis(&self) -> bool {
         matches!(self.backend, BackendConfig::Redis(_))
     }
 
-    /// The Redis connection info, when Redis is configured.
-    pub(crate) fn redis_info(&self) -> Option<&ConnectionInfo> {
+    /// The Redis deployment, when Redis is configured.
+    pub(crate) fn redis_target(&self) -> Option<&RedisTarget> {
         match &self.backend {
-            BackendConfig::Redis(info) => Some(info),
+            BackendConfig::Redis(target) => Some(target),
             BackendConfig::Embedded => None,
         }
     }
@@ -148,7 +188,7 @@ impl CacheConfig {
     pub fn backend_description(&self) -> String {
         match &self.backend {
             BackendConfig::Embedded => "embedded".to_string(),
-            BackendConfig::Redis(info) => describe_redis(info),
+            BackendConfig::Redis(target) => describe_target(target),
         }
     }
 
@@ -253,7 +293,7 @@ impl CacheConfigBuilder {
     /// `rediss://` with the `tls` feature.
     pub fn redis_url(mut self, url: &str) -> Self {
         match url.into_connection_info() {
-            Ok(info) => self.config.backend = BackendConfig::Redis(Box::new(info)),
+            Ok(info) => self.config.backend = redis(RedisTarget::Standalone(info)),
             Err(e) => {
                 let what = format!("invalid REDIS_URL {}", redact_url(url));
                 self.error = Some(Error::new(ErrorKind::Config, what).with_source(e));
@@ -272,11 +312,87 @@ impl CacheConfigBuilder {
                     settings = settings.set_password(p);
                 }
                 let info = info.set_redis_settings(settings);
-                self.config.backend = BackendConfig::Redis(Box::new(info));
+                self.config.backend = redis(RedisTarget::Standalone(info));
             }
             Err(e) => {
                 let what = format!("invalid Redis host {host}:{port}");
                 self.error = Some(Error::new(ErrorKind::Config, what).with_source(e));
+            }
+        }
+        self
+    }
+
+    /// Use a Redis Cluster, found from any of its nodes (`redis://host:port`,
+    /// `rediss://` with the `tls` feature; a password or ACL user in the URLs,
+    /// or from [`redis_node_auth`](Self::redis_node_auth)). The client learns
+    /// the slot map from them and follows failovers and resharding.
+    ///
+    /// ```
+    /// let config = iftb_cache::CacheConfig::builder()
+    ///     .redis_cluster(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7001"])
+    ///     .build()?;
+    /// assert!(config.backend_description().starts_with("redis cluster"));
+    /// # Ok::<(), iftb_cache::Error>(())
+    /// ```
+    pub fn redis_cluster(mut self, nodes: &[&str]) -> Self {
+        match parse_urls("REDIS_CLUSTER_NODES", nodes) {
+            Ok(nodes) => self.config.backend = redis(RedisTarget::Cluster(nodes)),
+            Err(e) => self.error = Some(e),
+        }
+        self
+    }
+
+    /// Use the primary that the Sentinels at `sentinels` name for `master`,
+    /// following it through failovers. The sentinel URLs carry the Sentinels'
+    /// own credentials and TLS mode; the data nodes use the same TLS mode, and
+    /// the credentials of [`redis_node_auth`](Self::redis_node_auth).
+    ///
+    /// ```
+    /// let config = iftb_cache::CacheConfig::builder()
+    ///     .redis_sentinel("mymaster", &["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"])
+    ///     .build()?;
+    /// assert!(config.backend_description().starts_with("redis sentinel"));
+    /// # Ok::<(), iftb_cache::Error>(())
+    /// ```
+    pub fn redis_sentinel(mut self, master: &str, sentinels: &[&str]) -> Self {
+        match parse_urls("REDIS_SENTINELS", sentinels) {
+            Ok(sentinels) => {
+                let node = RedisConnectionInfo::default();
+                let master = master.to_string();
+                self.config.backend = redis(RedisTarget::Sentinel {
+                    master,
+                    sentinels,
+                    node,
+                });
+            }
+            Err(e) => self.error = Some(e),
+        }
+        self
+    }
+
+    /// The password (and ACL user) of the data nodes of a cluster or of a
+    /// Sentinel-managed primary: for cluster nodes it replaces any in the
+    /// node URLs. Set it after [`redis_cluster`](Self::redis_cluster) or
+    /// [`redis_sentinel`](Self::redis_sentinel); a standalone server takes
+    /// its credentials from its URL or [`redis_host`](Self::redis_host).
+    pub fn redis_node_auth(mut self, username: Option<&str>, password: &str) -> Self {
+        let auth = |info: RedisConnectionInfo| {
+            let info = info.set_password(password);
+            match username {
+                Some(user) => info.set_username(user),
+                None => info,
+            }
+        };
+        if let BackendConfig::Redis(target) = &mut self.config.backend {
+            match target.as_mut() {
+                RedisTarget::Cluster(nodes) => {
+                    for node in nodes.iter_mut() {
+                        let settings = auth(node.redis_settings().clone());
+                        *node = node.clone().set_redis_settings(settings);
+                    }
+                }
+                RedisTarget::Sentinel { node, .. } => *node = auth(node.clone()),
+                RedisTarget::Standalone(_) => {}
             }
         }
         self
@@ -386,6 +502,33 @@ impl CacheConfigBuilder {
     }
 }
 
+fn redis(target: RedisTarget) -> BackendConfig {
+    BackendConfig::Redis(Box::new(target))
+}
+
+/// A comma-separated list of URLs, without empty items.
+fn split_list(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Parses every URL; an error names the variable and hides passwords.
+fn parse_urls(what: &str, urls: &[&str]) -> Result<Vec<ConnectionInfo>> {
+    if urls.is_empty() {
+        return Err(config_error(format!("{what}: no node given")));
+    }
+    urls.iter()
+        .map(|url| {
+            url.into_connection_info().map_err(|e| {
+                let what = format!("invalid URL in {what}: {}", redact_url(url));
+                Error::new(ErrorKind::Config, what).with_source(e)
+            })
+        })
+        .collect()
+}
+
 fn config_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Config, message)
 }
@@ -431,8 +574,22 @@ fn env_with_dotenv(path: &str) -> Result<HashMap<String, String>> {
     Ok(vars)
 }
 
-/// `host:port/db` with the user, never the password.
-fn describe_redis(info: &ConnectionInfo) -> String {
+/// The deployment, its nodes as `user@host:port/db`, never a password.
+fn describe_target(target: &RedisTarget) -> String {
+    let list = |infos: &[ConnectionInfo]| {
+        let nodes: Vec<String> = infos.iter().map(describe_node).collect();
+        nodes.join(", ")
+    };
+    match target {
+        RedisTarget::Standalone(info) => format!("redis {}", describe_node(info)),
+        RedisTarget::Cluster(nodes) => format!("redis cluster {}", list(nodes)),
+        RedisTarget::Sentinel {
+            master, sentinels, ..
+        } => format!("redis sentinel {master} via {}", list(sentinels)),
+    }
+}
+
+fn describe_node(info: &ConnectionInfo) -> String {
     let settings = info.redis_settings();
     let user = settings
         .username()
@@ -443,7 +600,7 @@ fn describe_redis(info: &ConnectionInfo) -> String {
     } else {
         ""
     };
-    format!("redis {user}{}/{}{auth}", info.addr(), settings.db())
+    format!("{user}{}/{}{auth}", info.addr(), settings.db())
 }
 
 /// The URL with any password replaced by `***`, for error messages.
@@ -524,6 +681,53 @@ mod tests {
             let r = CacheConfig::builder().namespace(ns).build();
             assert_eq!(r.unwrap_err().kind(), ErrorKind::Config, "{ns:?}");
         }
+    }
+
+    #[test]
+    fn cluster_and_sentinel_variables_select_them() {
+        let c = CacheConfig::from_vars(vars(&[
+            ("REDIS_CLUSTER_NODES", " redis://h1:7000, redis://h2:7001 ,"),
+            ("REDIS_PASSWORD", "pw-secret"),
+            ("REDIS_URL", "redis://ignored:1"),
+        ]))
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("redis cluster h1:7000/0 (password set), h2:7001/0 (password set)"),
+            "{shown}"
+        );
+        assert!(!shown.contains("pw-secret"), "{shown}");
+        let c = CacheConfig::from_vars(vars(&[
+            ("REDIS_SENTINELS", "redis://s1:26379,redis://s2:26380"),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ]))
+        .unwrap();
+        let shown = c.backend_description();
+        assert_eq!(shown, "redis sentinel mymaster via s1:26379/0, s2:26380/0");
+        let Some(RedisTarget::Sentinel { node, .. }) = c.redis_target() else {
+            panic!("not sentinel: {shown}");
+        };
+        assert!(node.password().is_none());
+    }
+
+    #[test]
+    fn bad_cluster_and_sentinel_settings_are_config_errors() {
+        let cases: [&[(&str, &str)]; 4] = [
+            &[(
+                "REDIS_CLUSTER_NODES",
+                "redis://h1:7000,http://u:pw-secret@h2",
+            )],
+            &[("REDIS_CLUSTER_NODES", " , ")],
+            &[("REDIS_SENTINELS", "redis://s1:26379")],
+            &[("REDIS_SENTINELS", "nope"), ("REDIS_SENTINEL_MASTER", "m")],
+        ];
+        for case in cases {
+            let err = CacheConfig::from_vars(vars(case)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{case:?}");
+            assert!(!err.to_string().contains("pw-secret"), "{err}");
+        }
+        let empty = CacheConfig::builder().redis_cluster(&[]).build();
+        assert_eq!(empty.unwrap_err().kind(), ErrorKind::Config);
     }
 
     #[test]

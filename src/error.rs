@@ -138,7 +138,12 @@ impl From<redis::RedisError> for Error {
         } else if e.is_io_error()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
-            || has_code(&e, "LOADING")
+            || matches!(
+                e.kind(),
+                redis::ErrorKind::ClusterConnectionNotFound
+                    | redis::ErrorKind::MasterNameNotFoundBySentinel
+            )
+            || UNAVAILABLE_CODES.iter().any(|code| has_code(&e, code))
         {
             ErrorKind::Connection
         } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
@@ -151,6 +156,17 @@ impl From<redis::RedisError> for Error {
         Error::new(kind, "redis").with_source(e)
     }
 }
+
+/// What Redis answers while it cannot serve a key for now: loading its data
+/// set, a cluster with slots uncovered or moving, a demoted or cut-off primary.
+const UNAVAILABLE_CODES: [&str; 6] = [
+    "LOADING",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "READONLY",
+    "MASTERDOWN",
+    "NOREPLICAS",
+];
 
 /// True when Redis answered `code` (`WRONGTYPE`: one of our keys holds a
 /// value of another Redis type, foreign data as a foreign string would be;

@@ -94,7 +94,7 @@ impl CacheManager {
         &self.shared.config
     }
 
-    /// `"redis"` or `"embedded"`.
+    /// `"embedded"`, `"redis"` (one server), `"redis-cluster"` or `"redis-sentinel"`.
     pub fn backend_name(&self) -> &'static str {
         self.shared.backend.name()
     }

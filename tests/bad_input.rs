@@ -21,6 +21,13 @@ async fn assert_nothing_written(t: &TestCache) {
         let n: u64 = redis::cmd("DBSIZE").query(&mut server.raw()).unwrap();
         assert_eq!(n, 0, "a rejected call wrote to Redis\n{}", server.log());
     }
+    if let Some(cluster) = &t.cluster {
+        assert_eq!(
+            cluster.key_count(),
+            0,
+            "a rejected call wrote to the cluster"
+        );
+    }
     let n = t.cache.clear_all().await.unwrap();
     assert_eq!(n, 0, "a rejected call wrote a key");
 }

@@ -176,9 +176,19 @@ async fn a_write_after_redis_lost_its_scripts_loads_the_script_again() {
         .unwrap();
     server.reset_command_counts();
     o.set_bars(SYM, TF, &minutes(10..20)).await.unwrap();
+    // The EVALSHA met NOSCRIPT; the resend as EVAL ran and loaded the script.
     let seen = server.command_counts();
-    assert_eq!(seen.get("script|load"), Some(&1), "{seen:?}");
-    assert_eq!(seen.get("evalsha"), Some(&2), "{seen:?}");
+    assert_eq!(seen.get("evalsha"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("eval"), Some(&1), "{seen:?}");
+    server.reset_command_counts();
+    o.set_bars(SYM, TF, &minutes(20..30)).await.unwrap();
+    let seen = server.command_counts();
+    assert_eq!(
+        seen.get("evalsha"),
+        Some(&1),
+        "the script stayed loaded: {seen:?}"
+    );
+    assert_eq!(seen.get("eval"), None, "{seen:?}");
     let all = o.get_bars(SYM, TF, 100).await.unwrap().unwrap();
-    assert_eq!(all.len(), 20);
+    assert_eq!(all.len(), 30);
 }

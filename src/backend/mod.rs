@@ -8,8 +8,10 @@
 //! (with `series.rs`, the series layout); `embedded/` keeps the same
 //! semantics in-process.
 
+mod connection;
 mod embedded;
 mod redis;
+mod sentinel;
 mod series;
 
 pub(crate) use self::embedded::EmbeddedBackend;
@@ -66,7 +68,7 @@ impl Backend {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Backend::Embedded(_) => "embedded",
-            Backend::Redis(_) => "redis",
+            Backend::Redis(b) => b.name(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The Redis backend: one multiplexed connection with automatic reconnect
-//! (redis-rs `ConnectionManager`), every call bounded by one deadline.
+//! The Redis backend, on one server, a Cluster or Sentinel's primary
+//! (`connection.rs`), every call bounded by one deadline.
 //!
 //! A series is a sorted set of bar runs and a head key (see `series.rs`).
 //! Writes go through a Lua script, one call per chunk, all chunks pipelined:
@@ -7,6 +7,7 @@
 //! sees a bar replaced halfway. Every read is one command (a range read, one
 //! `MULTI` transaction): one round trip, one atomic snapshot.
 
+use super::connection::{within, Connection};
 use super::series::{self, UPSERT_LUA};
 use super::{BarRecord, SeriesWindow, SeriesWrite};
 use crate::codec::{self, Kind};
@@ -14,9 +15,9 @@ use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::SeriesKey;
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, Pipeline, ProtocolVersion};
-use std::future::Future;
+use redis::cluster_routing::Slot;
+use redis::{Cmd, FromRedisValue, Pipeline};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Keys per SCAN step and per UNLINK of `clear_prefix`.
@@ -30,7 +31,7 @@ return 0
 "#;
 
 pub(crate) struct RedisBackend {
-    conn: ConnectionManager,
+    conn: Connection,
     /// The response timeout plus a margin: the outer bound on any one call.
     deadline: Duration,
     upsert: redis::Script,
@@ -40,33 +41,21 @@ impl RedisBackend {
     /// Connects, failing within [`CacheConfig::connect_deadline`] when Redis
     /// is unreachable: one bound for the whole of it, credential check included.
     pub(crate) async fn connect(config: &CacheConfig) -> Result<Self> {
-        let info = config
-            .redis_info()
+        let target = config
+            .redis_target()
             .ok_or_else(|| Error::new(ErrorKind::Config, "Redis is not configured"))?;
-        // RESP3: the connection tells the manager when Redis goes away, and
-        // the manager reconnects then, without waiting for a call to fail.
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.clone().set_redis_settings(settings))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout()))
-            .set_response_timeout(Some(config.response_timeout()))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        let connect = async {
-            check_credentials(&client, config).await?;
-            let manager = ConnectionManager::new_with_config(client.clone(), manager_config);
-            manager.await.map_err(Error::from)
-        };
+        let connect = Connection::connect(config, target);
         let conn = within(config.connect_deadline(), connect).await?;
         Ok(Self {
             conn,
             deadline: config.call_deadline(),
             upsert: redis::Script::new(UPSERT_LUA),
         })
+    }
+
+    /// `"redis"`, `"redis-cluster"` or `"redis-sentinel"`.
+    pub(crate) fn name(&self) -> &'static str {
+        self.conn.name()
     }
 
     /// One command, within the call's deadline.
@@ -80,29 +69,11 @@ impl RedisBackend {
 
     /// One command, unbounded: callers bound the whole call they are part of.
     async fn send<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
-        let send = |mut conn: ConnectionManager| async move { cmd.query_async(&mut conn).await };
-        self.send_twice_if_refused(send).await.map_err(Error::from)
+        self.conn.send(cmd).await.map_err(Error::from)
     }
 
     async fn send_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T> {
-        let send = |mut conn: ConnectionManager| async move { pipe.query_async(&mut conn).await };
-        self.send_twice_if_refused(send).await.map_err(Error::from)
-    }
-
-    /// Sends once, and once more if the manager's last reconnection had been
-    /// refused: the first call after Redis comes back meets that stale
-    /// failure, which makes the manager reconnect, and the second send goes
-    /// over the new connection. A refused connection sent nothing, so any
-    /// command may be repeated. Still within the deadline.
-    async fn send_twice_if_refused<T, F, Fut>(&self, send: F) -> redis::RedisResult<T>
-    where
-        F: Fn(ConnectionManager) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        match send(self.conn.clone()).await {
-            Err(e) if e.is_connection_refusal() => send(self.conn.clone()).await,
-            other => other,
-        }
+        self.conn.send_pipe(pipe).await.map_err(Error::from)
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -110,7 +81,45 @@ impl RedisBackend {
     }
 
     pub(crate) async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        self.query(redis::cmd("MGET").arg(keys)).await
+        self.mget_any(keys).await
+    }
+
+    /// One `MGET`; on a cluster one per slot, all sent at once, the answers
+    /// put back in the caller's order. (redis-rs would split a multi-slot
+    /// `MGET` itself, but fails it with a client error when the slot map
+    /// changes under it, as in a failover.)
+    async fn mget_any<K, T>(&self, keys: &[K]) -> Result<Vec<Option<T>>>
+    where
+        K: AsRef<str>,
+        T: FromRedisValue,
+    {
+        let mget = |keys: &mut dyn Iterator<Item = &str>| {
+            let mut cmd = redis::cmd("MGET");
+            for key in keys {
+                cmd.arg(key);
+            }
+            cmd
+        };
+        if !self.conn.is_cluster() {
+            return self.query(&mget(&mut keys.iter().map(AsRef::as_ref))).await;
+        }
+        let groups = by_slot(keys);
+        let cmds: Vec<Cmd> = groups
+            .iter()
+            .map(|group| mget(&mut group.iter().map(|&i| keys[i].as_ref())))
+            .collect();
+        let sends = cmds.iter().map(|cmd| self.send::<Vec<Option<T>>>(cmd));
+        let answers = within(self.deadline, futures_util::future::try_join_all(sends)).await?;
+        let mut found: Vec<Option<T>> = std::iter::repeat_with(|| None).take(keys.len()).collect();
+        for (group, answer) in groups.iter().zip(answers) {
+            if answer.len() != group.len() {
+                return Err(Error::new(ErrorKind::Server, "MGET answered a wrong count"));
+            }
+            for (&i, value) in group.iter().zip(answer) {
+                found[i] = value;
+            }
+        }
+        Ok(found)
     }
 
     pub(crate) async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
@@ -122,17 +131,32 @@ impl RedisBackend {
         self.query(&cmd).await
     }
 
+    /// One pipeline; on a cluster one per slot, all sent at once (a pipeline
+    /// cannot span slots, and the keys of a batch are on many).
     pub(crate) async fn set_many(&self, items: &[(String, Bytes)], ttl: Duration) -> Result<()> {
-        let mut pipe = redis::pipe();
-        for (key, value) in items {
-            pipe.cmd("SET")
-                .arg(key)
-                .arg(value.as_ref())
-                .arg("PX")
-                .arg(ttl_millis(ttl))
-                .ignore();
+        let pipeline = |items: &mut dyn Iterator<Item = &(String, Bytes)>| {
+            let mut pipe = redis::pipe();
+            for (key, value) in items {
+                pipe.cmd("SET")
+                    .arg(key)
+                    .arg(value.as_ref())
+                    .arg("PX")
+                    .arg(ttl_millis(ttl))
+                    .ignore();
+            }
+            pipe
+        };
+        if !self.conn.is_cluster() {
+            return self.query_pipe(&pipeline(&mut items.iter())).await;
         }
-        self.query_pipe(&pipe).await
+        let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+        let pipes: Vec<Pipeline> = by_slot(&keys)
+            .iter()
+            .map(|group| pipeline(&mut group.iter().map(|&i| &items[i])))
+            .collect();
+        let sends = pipes.iter().map(|pipe| self.send_pipe::<()>(pipe));
+        let all = async { futures_util::future::try_join_all(sends).await.map(drop) };
+        within(self.deadline, all).await
     }
 
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<u64> {
@@ -164,33 +188,34 @@ impl RedisBackend {
         Ok(deleted > 0)
     }
 
-    /// Every chunk in one pipeline, and after Redis lost its scripts (a
-    /// restart, `SCRIPT FLUSH`) the load and the resend too, all within the
-    /// one deadline of the call. Resending is safe: an upsert is idempotent.
+    /// Every chunk in one pipeline of `EVALSHA`. Where the script is not
+    /// loaded (a restart, `SCRIPT FLUSH`, a replica promoted by a failover,
+    /// a cluster node new to the slot) the pipeline is sent again as `EVAL`,
+    /// which loads it on the node that runs it, within the one deadline of
+    /// the call. Resending is safe: an upsert is idempotent.
     pub(crate) async fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
-        let pipe = self.upsert_pipeline(w);
         let write = async {
-            match self.send_pipe::<()>(&pipe).await {
-                Err(e) if is_noscript(&e) => {
-                    let load = redis::cmd("SCRIPT").arg("LOAD").arg(UPSERT_LUA).to_owned();
-                    self.send::<String>(&load).await?;
-                    self.send_pipe(&pipe).await
-                }
+            match self.send_pipe::<()>(&self.upsert_pipeline(w, true)).await {
+                Err(e) if is_noscript(&e) => self.send_pipe(&self.upsert_pipeline(w, false)).await,
                 other => other,
             }
         };
         within(self.deadline, write).await
     }
 
-    fn upsert_pipeline(&self, w: &SeriesWrite<'_>) -> Pipeline {
+    /// One script call per chunk: `EVALSHA` of the hash, or `EVAL` of the source.
+    fn upsert_pipeline(&self, w: &SeriesWrite<'_>, by_hash: bool) -> Pipeline {
         let cap = w.max_len.map_or(0, |m| m.get());
         let mut pipe = redis::pipe();
         let bar = codec::ARCHIVED_BAR_LEN;
         for start in (0..w.times.len()).step_by(series::CHUNK_BARS) {
             let end = (start + series::CHUNK_BARS).min(w.times.len());
-            pipe.cmd("EVALSHA")
-                .arg(self.upsert.get_hash())
-                .arg(2)
+            let call = if by_hash {
+                pipe.cmd("EVALSHA").arg(self.upsert.get_hash())
+            } else {
+                pipe.cmd("EVAL").arg(UPSERT_LUA)
+            };
+            call.arg(2)
                 .arg(w.key.set())
                 .arg(w.key.head())
                 .arg(ttl_millis(w.ttl))
@@ -268,32 +293,67 @@ impl RedisBackend {
         keys: &[SeriesKey],
     ) -> Result<Vec<Option<BarRecord>>> {
         let heads = keys.iter().map(|k| k.head()).collect::<Vec<_>>();
-        let found: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(heads)).await?;
+        let found: Vec<Option<Vec<u8>>> = self.mget_any(&heads).await?;
         found
             .into_iter()
             .map(|head| head.map(series::head_bar).transpose())
             .collect()
     }
 
+    /// `PING`; on a cluster, every primary reports the cluster up with every
+    /// slot served (`CLUSTER INFO`): false while a slot is uncovered, as
+    /// between a primary's death and its replica's promotion.
     pub(crate) async fn ping(&self) -> Result<()> {
-        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+        if !self.conn.is_cluster() {
+            return self.query::<String>(&redis::cmd("PING")).await.map(drop);
+        }
+        let info = redis::cmd("CLUSTER").arg("INFO").to_owned();
+        let answers = within(self.deadline, async {
+            self.conn.on_each_primary(&info).await.map_err(Error::from)
+        })
+        .await?;
+        for (node, answer) in answers {
+            let text = String::from_redis_value(answer).unwrap_or_default();
+            let has = |line: &str| text.lines().any(|l| l.trim() == line);
+            if !has("cluster_state:ok") || !has("cluster_slots_ok:16384") {
+                let what = format!("cluster node {node} reports slots not served");
+                return Err(Error::new(ErrorKind::Connection, what));
+            }
+        }
+        Ok(())
     }
 
-    /// SCAN + UNLINK in batches: never blocks Redis the way `KEYS` or a
-    /// `FLUSHDB` of a shared database would.
+    /// SCAN + UNLINK in batches, on every primary: never blocks Redis the way
+    /// `KEYS` or a `FLUSHDB` of a shared database would. (Keys a reshard
+    /// moves while the scan runs may be missed; call it again after.)
     pub(crate) async fn clear_prefix(&self, prefix: &str) -> Result<u64> {
         let pattern = format!("{prefix}*");
+        let primaries = within(self.deadline, async {
+            let ping = redis::cmd("PING");
+            self.conn.on_each_primary(&ping).await.map_err(Error::from)
+        })
+        .await?;
+        let mut deleted = 0;
+        for (node, _) in primaries {
+            deleted += self.clear_on(&node, &pattern).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// SCAN one node for `pattern`, unlinking each batch found.
+    async fn clear_on(&self, node: &str, pattern: &str) -> Result<u64> {
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
             let scan = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(CLEAR_BATCH)
                 .to_owned();
-            let (next, keys): (u64, Vec<String>) = self.query(&scan).await?;
+            let step = async { self.conn.on_node(node, &scan).await.map_err(Error::from) };
+            let (next, keys): (u64, Vec<String>) = within(self.deadline, step).await?;
             if !keys.is_empty() {
                 deleted += self.delete(&keys).await?;
             }
@@ -309,36 +369,20 @@ impl RedisBackend {
     }
 }
 
-/// One direct connection before the manager's: Redis refusing the credentials
-/// is reported at once, where the manager would try them twice more with
-/// backoff (a retry loop on a wrong password). Other failures are left to
-/// the manager's retries.
-async fn check_credentials(client: &redis::Client, config: &CacheConfig) -> Result<()> {
-    let probe = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(config.connect_timeout()))
-        .set_response_timeout(Some(config.response_timeout()));
-    // One connection's share of the connect deadline: a probe that hangs
-    // leaves the manager's connection its own.
-    let limit = config.connect_timeout() + config.response_timeout();
-    let connect = async {
-        let probe = client.get_multiplexed_async_connection_with_config(&probe);
-        probe.await.map_err(Error::from)
-    };
-    match within(limit, connect).await {
-        Err(e) if e.kind() == ErrorKind::Authentication => Err(e),
-        _ => Ok(()),
+/// The indices of `keys` grouped by cluster slot, groups in the order of
+/// their first key. (The slot function is redis-rs's.)
+fn by_slot<K: AsRef<str>>(keys: &[K]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of: HashMap<Slot, usize> = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let slot = Slot::for_key(key.as_ref());
+        let g = *group_of.entry(slot).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
     }
-}
-
-/// Runs a future within `limit`; past it, a timeout error.
-async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!("Redis did not answer within {limit:?}"),
-        )),
-    }
+    groups
 }
 
 fn is_noscript(e: &Error) -> bool {

@@ -1,12 +1,13 @@
-//! The cache under test on either backend, and the macro that runs one test
-//! body on both.
+//! The cache under test on each backend, and the macro that runs one test
+//! body on each: embedded, one Redis server, a Redis Cluster.
 
-use super::RedisServer;
+use super::{RedisCluster, RedisServer};
 
-/// A cache under test, with the server it runs on when that is Redis.
+/// A cache under test, with the server or cluster it runs on, if any.
 pub struct TestCache {
     pub cache: iftb_cache::CacheManager,
     pub server: Option<RedisServer>,
+    pub cluster: Option<RedisCluster>,
 }
 
 /// A cache on the embedded backend.
@@ -18,6 +19,7 @@ pub async fn embedded() -> TestCache {
     TestCache {
         cache,
         server: None,
+        cluster: None,
     }
 }
 
@@ -28,6 +30,22 @@ pub async fn with_redis() -> TestCache {
     TestCache {
         cache,
         server: Some(server),
+        cluster: None,
+    }
+}
+
+/// A cache on a cluster of its own: 3 primaries, no replicas (the failover
+/// tests make their own, with replicas).
+pub async fn with_cluster() -> TestCache {
+    let cluster = RedisCluster::start(3, 0);
+    let cache = iftb_cache::CacheManager::connect(cluster.config(|b| b))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", cluster.logs()));
+    assert_eq!(cache.backend_name(), "redis-cluster");
+    TestCache {
+        cache,
+        server: None,
+        cluster: Some(cluster),
     }
 }
 
@@ -43,8 +61,8 @@ pub async fn connect(
         .unwrap_or_else(|e| panic!("connect: {e}\n{}", server.log()))
 }
 
-/// Runs each listed `async fn(&TestCache)` as a test on both backends:
-/// `on_embedded::name` and `on_redis::name`.
+/// Runs each listed `async fn(&TestCache)` as a test on every backend:
+/// `on_embedded::name`, `on_redis::name` and `on_cluster::name`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -62,6 +80,15 @@ macro_rules! on_both_backends {
                 #[tokio::test]
                 async fn $name() {
                     let t = $crate::support::with_redis().await;
+                    super::$name(&t).await;
+                }
+            )*
+        }
+        mod on_cluster {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = $crate::support::with_cluster().await;
                     super::$name(&t).await;
                 }
             )*

@@ -5,9 +5,12 @@
 mod backends;
 mod bounded;
 mod calls;
+mod cluster;
 mod events;
 mod fixtures;
 pub mod layout;
+mod load;
+mod sentinel;
 mod server;
 pub mod shapes;
 
@@ -15,9 +18,12 @@ pub mod shapes;
 #[path = "../../fuzz/src/series.rs"]
 pub mod series;
 
-pub use backends::{connect, embedded, with_redis, TestCache};
+pub use backends::{connect, embedded, with_cluster, with_redis, TestCache};
 pub use bounded::*;
 pub use calls::*;
+pub use cluster::{RedisCluster, NODE_TIMEOUT_MS};
 pub use events::{capture_events, Events};
 pub use fixtures::*;
+pub use load::{Load, Report};
+pub use sentinel::SentinelSet;
 pub use server::RedisServer;

@@ -28,6 +28,10 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     args: Vec<String>,
+    /// A config file passed first (`redis-server FILE ...`), in `dir`.
+    conf: Option<PathBuf>,
+    /// The log line that says the server listens.
+    ready: &'static str,
 }
 
 impl RedisServer {
@@ -66,12 +70,31 @@ impl RedisServer {
     /// out, but another test may bind it before this server does: then the
     /// server exits with "Address already in use", and a new port is tried.
     fn launch(args: Vec<String>) -> Self {
+        Self::launch_with(args, None, "Server initialized")
+    }
+
+    /// A Sentinel (`redis-server sentinel.conf --sentinel`) whose config
+    /// file holds `conf` (`sentinel monitor ..` lines): Sentinel rewrites
+    /// that file as it learns the topology, so it lives in the server's dir.
+    pub fn start_sentinel(conf: &str) -> Self {
+        let args = vec!["--sentinel".to_string()];
+        Self::launch_with(args, Some(conf), "Sentinel ID is")
+    }
+
+    fn launch_with(args: Vec<String>, conf: Option<&str>, ready: &'static str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for redis-server");
+        let conf = conf.map(|text| {
+            let path = dir.path().join("sentinel.conf");
+            std::fs::write(&path, text).expect("write the config file");
+            path
+        });
         let mut server = Self {
             child: None,
             port: free_port(),
             dir,
             args,
+            conf,
+            ready,
         };
         for _ in 0..PORT_ATTEMPTS {
             match server.try_spawn() {
@@ -100,25 +123,26 @@ impl RedisServer {
         let port = self.port.to_string();
         let args = self.args.iter().map(|a| if a == PORT { &port } else { a });
         let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args([
-            "--logfile",
-            self.log_path().to_str().expect("utf-8 temp path"),
-        ])
-        .args(["--dir", self.dir.path().to_str().expect("utf-8 temp path")])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        cmd.args(self.conf.iter())
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args([
+                "--logfile",
+                self.log_path().to_str().expect("utf-8 temp path"),
+            ])
+            .args(["--dir", self.dir.path().to_str().expect("utf-8 temp path")])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         // Counted before the server starts: it logs within a millisecond.
         let readied_before = self.times_ready();
         let child = match cmd.spawn() {
@@ -134,12 +158,13 @@ impl RedisServer {
     }
 
     /// How often this server's own log says it has bound its port (Redis
-    /// logs "Server initialized" once it listens, before loading any data).
+    /// logs "Server initialized" once it listens, before loading any data;
+    /// a Sentinel its ID).
     /// A connection alone could reach another test's server that holds the
     /// port this one failed to bind.
     fn times_ready(&self) -> usize {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        log.matches("Server initialized").count()
+        log.matches(self.ready).count()
     }
 
     fn wait_until_ready(&mut self, readied_before: usize) -> Started {

@@ -1,0 +1,208 @@
+//! The connection to Redis, whichever deployment it is: one server (redis-rs
+//! `ConnectionManager`, reconnecting), a Cluster (redis-rs
+//! `ClusterConnection`: it routes each command by its keys' slot, splits
+//! `MGET`/`UNLINK` of many slots into one command per node sent in parallel,
+//! and follows `MOVED`, `ASK`, failovers and resharding), or the primary
+//! that Sentinels name (`sentinel.rs`). The few calls that must reach every
+//! primary (`SCAN`, the health check) name them here.
+
+use super::sentinel::SentinelConnection;
+use crate::config::{CacheConfig, RedisTarget};
+use crate::error::{Error, ErrorKind, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, Pipeline, ProtocolVersion, RedisResult, Value};
+use std::future::Future;
+use std::time::Duration;
+
+pub(crate) enum Connection {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(Box<SentinelConnection>),
+}
+
+impl Connection {
+    /// Connects to `target` (not yet bounded: the caller bounds it).
+    pub(crate) async fn connect(config: &CacheConfig, target: &RedisTarget) -> Result<Self> {
+        match target {
+            RedisTarget::Standalone(info) => {
+                // RESP3: the connection tells the manager when Redis goes away,
+                // and the manager reconnects then, not at the next call.
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3);
+                let client = redis::Client::open(info.clone().set_redis_settings(settings))?;
+                check_credentials(&client, config).await?;
+                let manager = ConnectionManager::new_with_config(client, manager_config(config));
+                Ok(Self::Standalone(manager.await?))
+            }
+            RedisTarget::Cluster(nodes) => {
+                let client = ClusterClientBuilder::new(nodes.clone())
+                    .use_protocol(ProtocolVersion::RESP3)
+                    .connection_timeout(config.connect_timeout())
+                    .response_timeout(config.response_timeout())
+                    .build()?;
+                Ok(Self::Cluster(client.get_async_connection().await?))
+            }
+            RedisTarget::Sentinel {
+                master,
+                sentinels,
+                node,
+            } => {
+                let manager = manager_config(config);
+                let conn = SentinelConnection::connect(master, sentinels, node, manager)
+                    .await
+                    .map_err(|e| {
+                        let what = format!("no Sentinel names a live primary for {master:?}");
+                        Error::new(ErrorKind::Connection, what).with_source(e)
+                    })?;
+                Ok(Self::Sentinel(Box::new(conn)))
+            }
+        }
+    }
+
+    /// `"redis"`, `"redis-cluster"` or `"redis-sentinel"`.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Standalone(_) => "redis",
+            Self::Cluster(_) => "redis-cluster",
+            Self::Sentinel(_) => "redis-sentinel",
+        }
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
+    /// One command, routed by its keys on a cluster.
+    pub(crate) async fn send<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            Self::Cluster(conn) => cmd.query_async(&mut conn.clone()).await,
+            Self::Standalone(conn) => {
+                let send = |mut c: ConnectionManager| async move { cmd.query_async(&mut c).await };
+                twice_if_refused(conn, send).await
+            }
+            Self::Sentinel(s) => {
+                let mut conn = s.conn().await?;
+                let sent = cmd.query_async(&mut conn).await;
+                sent.inspect_err(|e| s.saw(e))
+            }
+        }
+    }
+
+    /// One pipeline (on a cluster, all of its keys on one slot).
+    pub(crate) async fn send_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        match self {
+            Self::Cluster(conn) => pipe.query_async(&mut conn.clone()).await,
+            Self::Standalone(conn) => {
+                let send = |mut c: ConnectionManager| async move { pipe.query_async(&mut c).await };
+                twice_if_refused(conn, send).await
+            }
+            Self::Sentinel(s) => {
+                let mut conn = s.conn().await?;
+                let sent = pipe.query_async(&mut conn).await;
+                sent.inspect_err(|e| s.saw(e))
+            }
+        }
+    }
+
+    /// `cmd` on every primary, in parallel: each primary's address and
+    /// answer. A server error of one primary is its answer; a primary that
+    /// cannot be reached fails the whole.
+    pub(crate) async fn on_each_primary(&self, cmd: &Cmd) -> RedisResult<Vec<(String, Value)>> {
+        let Self::Cluster(conn) = self else {
+            let answer = self.send::<Value>(cmd).await?;
+            return Ok(vec![(String::new(), answer)]);
+        };
+        let every = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        match conn.clone().route_command(cmd.clone(), every).await? {
+            Value::Map(answers) => answers
+                .into_iter()
+                .map(|(addr, answer)| Ok((String::from_redis_value(addr)?, answer)))
+                .collect(),
+            other => Err(unexpected("the answers of every primary", &other)),
+        }
+    }
+
+    /// `cmd` on one node, named as [`on_each_primary`](Self::on_each_primary)
+    /// names it (the empty name: the one server).
+    pub(crate) async fn on_node<T: FromRedisValue>(&self, node: &str, cmd: &Cmd) -> RedisResult<T> {
+        let Self::Cluster(conn) = self else {
+            return self.send(cmd).await;
+        };
+        let (host, port) = node
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
+            .ok_or_else(|| unexpected("a node address", &Value::SimpleString(node.into())))?;
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+        let answer = conn.clone().route_command(cmd.clone(), route).await?;
+        T::from_redis_value(answer).map_err(Into::into)
+    }
+}
+
+/// Sends once, and once more if the manager's last reconnection had been
+/// refused: the first call after Redis comes back meets that stale failure,
+/// which makes the manager reconnect, and the second send goes over the new
+/// connection. A refused connection sent nothing, so any command may be
+/// repeated. (A cluster or Sentinel connection reconnects on its own terms.)
+async fn twice_if_refused<T, F, Fut>(conn: &ConnectionManager, send: F) -> RedisResult<T>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    match send(conn.clone()).await {
+        Err(e) if e.is_connection_refusal() => send(conn.clone()).await,
+        other => other,
+    }
+}
+
+/// The reconnecting connection's settings: its timeouts are the config's,
+/// and a lost connection is retried twice with backoff before a call fails.
+fn manager_config(config: &CacheConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout()))
+        .set_response_timeout(Some(config.response_timeout()))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(1))
+}
+
+/// One direct connection before the manager's: Redis refusing the credentials
+/// is reported at once, where the manager would try them twice more with
+/// backoff (a retry loop on a wrong password). Other failures are left to
+/// the manager's retries.
+async fn check_credentials(client: &redis::Client, config: &CacheConfig) -> Result<()> {
+    let probe = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout()))
+        .set_response_timeout(Some(config.response_timeout()));
+    // One connection's share of the connect deadline: a probe that hangs
+    // leaves the manager's connection its own.
+    let limit = config.connect_timeout() + config.response_timeout();
+    let connect = async {
+        let probe = client.get_multiplexed_async_connection_with_config(&probe);
+        probe.await.map_err(Error::from)
+    };
+    match within(limit, connect).await {
+        Err(e) if e.kind() == ErrorKind::Authentication => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Runs a future within `limit`; past it, a timeout error.
+pub(crate) async fn within<T>(limit: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("Redis did not answer within {limit:?}"),
+        )),
+    }
+}
+
+fn unexpected(what: &str, got: &Value) -> redis::RedisError {
+    let detail = format!("expected {what}, got {got:?}");
+    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "cluster", detail))
+}

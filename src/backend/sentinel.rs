@@ -1,0 +1,172 @@
+//! The primary that Redis Sentinel names, followed through failovers.
+//!
+//! redis-rs asks the Sentinels where the primary is (and checks its `ROLE`),
+//! but its connection stays with the address it was given. This keeps one
+//! `ConnectionManager` to the current primary and asks the Sentinels again
+//! when that connection shows the primary may have moved: a reply of
+//! `READONLY` (it was demoted), a refused, dropped or timed-out connection,
+//! or a disconnection (Sentinel's failover kills the clients of a demoted
+//! primary). Until the Sentinels name a new primary, the same one is kept
+//! and the calls fail as it does.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{ConnectionAddr, ConnectionInfo, PushKind, RedisConnectionInfo, RedisResult};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+pub(crate) struct SentinelConnection {
+    /// Asked one call at a time: the first call that finds `moved` set asks,
+    /// the ones queued behind it find it cleared.
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    primary: RwLock<Primary>,
+    /// Set when the primary may have moved; the next call asks the Sentinels.
+    moved: Arc<AtomicBool>,
+    manager: ConnectionManagerConfig,
+}
+
+/// The primary in use and its address, to tell a new one from the same.
+struct Primary {
+    addr: String,
+    conn: ConnectionManager,
+}
+
+impl SentinelConnection {
+    /// Asks the Sentinels for the primary of `master`, and connects to it.
+    pub(crate) async fn connect(
+        master: &str,
+        sentinels: &[ConnectionInfo],
+        node: &RedisConnectionInfo,
+        manager: ConnectionManagerConfig,
+    ) -> RedisResult<Self> {
+        let mut client = sentinel_client(master, sentinels, node)?;
+        let moved = Arc::new(AtomicBool::new(false));
+        let redis_client = client.async_get_client().await?;
+        let primary = Primary::connect(redis_client, &manager, &moved).await?;
+        Ok(Self {
+            sentinels: tokio::sync::Mutex::new(client),
+            primary: RwLock::new(primary),
+            moved,
+            manager,
+        })
+    }
+
+    /// The connection to the primary, asking the Sentinels first when it may
+    /// have moved.
+    pub(crate) async fn conn(&self) -> RedisResult<ConnectionManager> {
+        if self.moved.load(Ordering::Acquire) {
+            // Boxed: redis-rs's Sentinel futures nest deep, and every call's
+            // future would carry their layout (rustc's query depth limit).
+            Box::pin(self.follow()).await?;
+        }
+        Ok(self.read().conn.clone())
+    }
+
+    /// Notes a failed call: the errors a moved primary causes make the next
+    /// call ask the Sentinels.
+    pub(crate) fn saw(&self, e: &redis::RedisError) {
+        let moved = e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
+        if moved {
+            self.moved.store(true, Ordering::Release);
+        }
+    }
+
+    /// Asks the Sentinels where the primary is, and connects there if it is
+    /// somewhere new. On failure `moved` stays set: the next call asks again.
+    async fn follow(&self) -> RedisResult<()> {
+        let mut sentinels = self.sentinels.lock().await;
+        if !self.moved.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let found = async {
+            let client = sentinels.async_get_client().await?;
+            let addr = client.get_connection_info().addr().to_string();
+            if addr == self.read().addr {
+                return Ok(None);
+            }
+            Primary::connect(client, &self.manager, &self.moved)
+                .await
+                .map(Some)
+        };
+        match found.await {
+            Ok(Some(primary)) => {
+                tracing::warn!(primary = %primary.addr, "redis_sentinel_failover_followed");
+                *self.primary.write().unwrap_or_else(|e| e.into_inner()) = primary;
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.moved.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Primary> {
+        self.primary.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Primary {
+    async fn connect(
+        client: redis::Client,
+        manager: &ConnectionManagerConfig,
+        moved: &Arc<AtomicBool>,
+    ) -> RedisResult<Self> {
+        let addr = client.get_connection_info().addr().to_string();
+        let on_push = {
+            let moved = Arc::clone(moved);
+            move |push: redis::PushInfo| {
+                if push.kind == PushKind::Disconnection {
+                    moved.store(true, Ordering::Release);
+                }
+                Ok::<(), std::convert::Infallible>(())
+            }
+        };
+        let config = manager.clone().set_push_sender(on_push);
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Self { addr, conn })
+    }
+}
+
+/// The Sentinels, with their own credentials (from their URLs), and the
+/// data nodes' credentials, database and TLS mode (the Sentinels' mode).
+fn sentinel_client(
+    master: &str,
+    sentinels: &[ConnectionInfo],
+    node: &RedisConnectionInfo,
+) -> RedisResult<SentinelClient> {
+    let addrs = sentinels.iter().map(|s| s.addr().clone());
+    let mut builder = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?
+        .set_client_to_redis_protocol(redis::ProtocolVersion::RESP3)
+        .set_client_to_redis_db(node.db());
+    if let Some(user) = node.username() {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(password) = node.password() {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    if let Some(own) = sentinels.first().map(|s| s.redis_settings()) {
+        if let Some(user) = own.username() {
+            builder = builder.set_client_to_sentinel_username(user);
+        }
+        if let Some(password) = own.password() {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+    }
+    if let Some(ConnectionAddr::TcpTls { insecure, .. }) = sentinels.first().map(|s| s.addr()) {
+        let mode = if *insecure {
+            redis::TlsMode::Insecure
+        } else {
+            redis::TlsMode::Secure
+        };
+        builder = builder
+            .set_client_to_redis_tls_mode(mode)
+            .set_client_to_sentinel_tls_mode(mode);
+    }
+    builder.build()
+}

@@ -28,9 +28,9 @@
 //! | `model/` | [`Bar`], [`Ticker`], [`FearGreed`], funding rates, [`Timeframe`], symbols: every rule of what a valid record is |
 //! | `keys` | the key layout under the namespace, hash-tagged per series |
 //! | [`codec`] | the 4-byte header and validated rkyv access of every stored value |
-//! | `config` | [`CacheConfig`]: backend choice, namespace, TTL table, timeouts, fail-open |
+//! | `config` | [`CacheConfig`]: backend choice (embedded, a Redis server, a Cluster, Sentinel), namespace, TTL table, timeouts, fail-open |
 //! | `options` | [`WriteOptions`], [`BarWriteOptions`], [`ComputeOptions`]: per-call options of the `*_with` calls |
-//! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout) and `embedded/` (store, eviction policy, series chunks) implement it |
+//! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout; `connection.rs`, one server, a Cluster or Sentinel's primary, with `sentinel.rs`) and `embedded/` (store, eviction policy, series chunks) implement it |
 //! | `stats`, `flight` | counters ([`CacheStats`]); single flight of `get_or_compute` |
 //! | `shared` | what one manager's typed caches share: the one read path and one write path, fail-open rules |
 //! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON, on either backend |

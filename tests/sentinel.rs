@@ -108,3 +108,74 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
     assert!(report.failed() > 0, "the load never met the dead primary");
     writes_reach(&cache, &set).await;
 }
+
+/// What Redis itself may lose: a write the primary acknowledged but never
+/// sent to its replica (here the replica is frozen and its link cut while
+/// the write lands) is gone once that replica is promoted. It reads as the value before it, or as a
+/// miss where there was none: never as garbage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_lost_in_a_failover_reads_as_the_value_before_it_or_a_miss() {
+    let mut set = SentinelSet::start();
+    let cache = connect(&set).await;
+    let market = cache.market();
+    let before = ticker("BTCUSDT", 100.0);
+    market.set_ticker("BTCUSDT", &before).await.unwrap();
+    let old = set.primary();
+    let replica = 1 - old;
+    let synced: u64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5_000)
+        .query(&mut set.nodes[old].raw())
+        .unwrap();
+    assert_eq!(synced, 1, "the first write reached the replica");
+
+    // Frozen, then cut off: what the primary sends now never reaches it (a
+    // frozen replica alone would still read its socket's buffer on thaw).
+    set.nodes[replica].freeze();
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .exec(&mut set.nodes[old].raw())
+        .unwrap();
+    market
+        .set_ticker("BTCUSDT", &ticker("BTCUSDT", 200.0))
+        .await
+        .unwrap();
+    market
+        .set_ticker("ETHUSDT", &ticker("ETHUSDT", 3.0))
+        .await
+        .unwrap();
+    let bars = [bar_at(0, 1.0), bar_at(60_000, 2.0)];
+    cache.ohlcv().set_bars("BTCUSDT", TF, &bars).await.unwrap();
+    set.nodes[old].kill();
+    set.nodes[replica].thaw();
+    let start = Instant::now();
+    tokio::task::block_in_place(|| failover_time(&set, old, start));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = loop {
+        match market.get_ticker("BTCUSDT").await {
+            Ok(found) => break found,
+            Err(e) if e.is_unavailable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e}\n{}", set.logs()),
+        }
+    };
+    assert_eq!(
+        read,
+        Some(before),
+        "the lost write reads as the value before it"
+    );
+    assert_eq!(market.get_ticker("ETHUSDT").await.unwrap(), None);
+    assert_eq!(
+        cache.ohlcv().get_bars("BTCUSDT", TF, 10).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        cache.ohlcv().get_latest_bar("BTCUSDT", TF).await.unwrap(),
+        None
+    );
+    writes_reach(&cache, &set).await;
+}

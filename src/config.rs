@@ -107,6 +107,7 @@ impl CacheConfig {
                 fail_open: false,
             },
             error: None,
+            node_auth: None,
         }
     }
 
@@ -286,6 +287,8 @@ impl fmt::Debug for CacheConfig {
 pub struct CacheConfigBuilder {
     config: CacheConfig,
     error: Option<Error>,
+    /// The data nodes' user and password, applied at `build()`.
+    node_auth: Option<(Option<String>, String)>,
 }
 
 impl CacheConfigBuilder {
@@ -343,9 +346,10 @@ impl CacheConfigBuilder {
     }
 
     /// Use the primary that the Sentinels at `sentinels` name for `master`,
-    /// following it through failovers. The sentinel URLs carry the Sentinels'
-    /// own credentials and TLS mode; the data nodes use the same TLS mode, and
-    /// the credentials of [`redis_node_auth`](Self::redis_node_auth).
+    /// following it through failovers. The first sentinel URL's credentials
+    /// and TLS mode (`rediss://`) are used for every Sentinel; the data nodes
+    /// use the same TLS mode, and the credentials of
+    /// [`redis_node_auth`](Self::redis_node_auth).
     ///
     /// ```
     /// let config = iftb_cache::CacheConfig::builder()
@@ -371,30 +375,12 @@ impl CacheConfigBuilder {
     }
 
     /// The password (and ACL user) of the data nodes of a cluster or of a
-    /// Sentinel-managed primary: for cluster nodes it replaces any in the
-    /// node URLs. Set it after [`redis_cluster`](Self::redis_cluster) or
-    /// [`redis_sentinel`](Self::redis_sentinel); a standalone server takes
-    /// its credentials from its URL or [`redis_host`](Self::redis_host).
+    /// Sentinel-managed primary; for cluster nodes it replaces any in the
+    /// node URLs. A standalone server takes its credentials from its URL or
+    /// [`redis_host`](Self::redis_host): with one, [`build`](Self::build)
+    /// fails.
     pub fn redis_node_auth(mut self, username: Option<&str>, password: &str) -> Self {
-        let auth = |info: RedisConnectionInfo| {
-            let info = info.set_password(password);
-            match username {
-                Some(user) => info.set_username(user),
-                None => info,
-            }
-        };
-        if let BackendConfig::Redis(target) = &mut self.config.backend {
-            match target.as_mut() {
-                RedisTarget::Cluster(nodes) => {
-                    for node in nodes.iter_mut() {
-                        let settings = auth(node.redis_settings().clone());
-                        *node = node.clone().set_redis_settings(settings);
-                    }
-                }
-                RedisTarget::Sentinel { node, .. } => *node = auth(node.clone()),
-                RedisTarget::Standalone(_) => {}
-            }
-        }
+        self.node_auth = Some((username.map(str::to_string), password.to_string()));
         self
     }
 
@@ -481,7 +467,10 @@ impl CacheConfigBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let c = self.config;
+        let mut c = self.config;
+        if let Some((user, password)) = &self.node_auth {
+            apply_node_auth(&mut c.backend, user.as_deref(), password)?;
+        }
         validate_namespace(&c.namespace)?;
         if let Some((data, ttl)) = c.ttls.iter().find(|(_, t)| !ttl_in_range(**t)) {
             return Err(config_error(format!(
@@ -500,6 +489,37 @@ impl CacheConfigBuilder {
         }
         Ok(c)
     }
+}
+
+/// Sets the data nodes' credentials of a cluster or Sentinel backend.
+fn apply_node_auth(backend: &mut BackendConfig, user: Option<&str>, password: &str) -> Result<()> {
+    let auth = |info: RedisConnectionInfo| {
+        let info = info.set_password(password);
+        match user {
+            Some(user) => info.set_username(user),
+            None => info,
+        }
+    };
+    let BackendConfig::Redis(target) = backend else {
+        return Err(config_error(
+            "redis_node_auth needs a cluster or Sentinel backend",
+        ));
+    };
+    match target.as_mut() {
+        RedisTarget::Cluster(nodes) => {
+            for node in nodes.iter_mut() {
+                let settings = auth(node.redis_settings().clone());
+                *node = node.clone().set_redis_settings(settings);
+            }
+        }
+        RedisTarget::Sentinel { node, .. } => *node = auth(node.clone()),
+        RedisTarget::Standalone(_) => {
+            return Err(config_error(
+                "redis_node_auth is for a cluster or Sentinel; a single server's password goes in its URL",
+            ))
+        }
+    }
+    Ok(())
 }
 
 fn redis(target: RedisTarget) -> BackendConfig {
@@ -728,6 +748,29 @@ mod tests {
         }
         let empty = CacheConfig::builder().redis_cluster(&[]).build();
         assert_eq!(empty.unwrap_err().kind(), ErrorKind::Config);
+        for builder in [
+            CacheConfig::builder(),
+            CacheConfig::builder().redis_url("redis://h:1"),
+        ] {
+            let auth = builder.redis_node_auth(None, "pw").build();
+            assert_eq!(auth.unwrap_err().kind(), ErrorKind::Config);
+        }
+    }
+
+    #[test]
+    fn node_auth_reaches_every_data_node_in_any_order() {
+        let c = CacheConfig::builder()
+            .redis_node_auth(Some("bot"), "pw")
+            .redis_cluster(&["redis://a:1", "redis://:other@b:2"])
+            .build()
+            .unwrap();
+        let Some(RedisTarget::Cluster(nodes)) = c.redis_target() else {
+            panic!("not a cluster");
+        };
+        for node in nodes {
+            assert_eq!(node.redis_settings().password(), Some("pw"));
+            assert_eq!(node.redis_settings().username(), Some("bot"));
+        }
     }
 
     #[test]

@@ -17,9 +17,7 @@ fn symbols(n: usize) -> Vec<String> {
 }
 
 async fn connect(cluster: &RedisCluster) -> CacheManager {
-    CacheManager::connect(cluster.config(|b| b))
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}\n{}", cluster.logs()))
+    connect_with(cluster, cluster.config(|b| b)).await
 }
 
 #[tokio::test]
@@ -281,4 +279,38 @@ async fn slots_migrated_mid_load_are_ridden_through() {
         "the series' slot moved"
     );
     after_failover_every_call_works(&cache, &cluster).await;
+}
+
+/// A cluster that requires a password and has an ACL user: the data nodes'
+/// credentials work as on one server, and a wrong one is refused at once.
+#[tokio::test]
+async fn a_cluster_with_a_password_and_an_acl_user() {
+    let user = ["--user", "bot", "on", ">bot-secret", "~*", "&*", "+@all"];
+    let cluster = RedisCluster::start_with(3, 0, &user, Some("admin-secret"));
+    for (user, password) in [(None, "admin-secret"), (Some("bot"), "bot-secret")] {
+        let config = cluster.config(|b| b.redis_node_auth(user, password));
+        assert!(!format!("{config:?}").contains("secret"), "{config:?}");
+        let cache = connect_with(&cluster, config).await;
+        let t = ticker("BTCUSDT", 1.0);
+        cache.market().set_ticker("BTCUSDT", &t).await.unwrap();
+        assert_eq!(cache.market().get_ticker("BTCUSDT").await.unwrap(), Some(t));
+        assert!(cache.health_check().await);
+        assert_eq!(cache.clear_all().await.unwrap(), 1);
+    }
+    let wrong = cluster.config(|b| b.redis_node_auth(Some("bot"), "wrong"));
+    let start = Instant::now();
+    let err = CacheManager::connect(wrong).await.unwrap_err();
+    assert_eq!(err.kind(), iftb_cache::ErrorKind::Authentication, "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "refused after {:?}",
+        start.elapsed()
+    );
+    assert!(!err.to_string().contains("wrong"), "{err}");
+}
+
+async fn connect_with(cluster: &RedisCluster, config: iftb_cache::CacheConfig) -> CacheManager {
+    CacheManager::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", cluster.logs()))
 }

@@ -45,7 +45,8 @@ impl Connection {
                     .connection_timeout(config.connect_timeout())
                     .response_timeout(config.response_timeout())
                     .build()?;
-                Ok(Self::Cluster(client.get_async_connection().await?))
+                let conn = client.get_async_connection().await;
+                Ok(Self::Cluster(conn.map_err(refused_credentials)?))
             }
             RedisTarget::Sentinel {
                 master,
@@ -109,9 +110,20 @@ impl Connection {
         }
     }
 
-    /// `cmd` on every primary, in parallel: each primary's address and
-    /// answer. A server error of one primary is its answer; a primary that
-    /// cannot be reached fails the whole.
+    /// The primaries, named for [`on_node`](Self::on_node): on a cluster
+    /// each one that answers `PING` (one that does not fails the whole);
+    /// otherwise the one server, named `""`, without a round trip.
+    pub(crate) async fn primaries(&self) -> RedisResult<Vec<String>> {
+        if !self.is_cluster() {
+            return Ok(vec![String::new()]);
+        }
+        let answers = self.on_each_primary(&redis::cmd("PING")).await?;
+        Ok(answers.into_iter().map(|(node, _)| node).collect())
+    }
+
+    /// `cmd` on every primary of a cluster, in parallel: each primary's
+    /// address and answer. A server error of one primary is its answer; a
+    /// primary that cannot be reached fails the whole.
     pub(crate) async fn on_each_primary(&self, cmd: &Cmd) -> RedisResult<Vec<(String, Value)>> {
         let Self::Cluster(conn) = self else {
             let answer = self.send::<Value>(cmd).await?;
@@ -127,8 +139,7 @@ impl Connection {
         }
     }
 
-    /// `cmd` on one node, named as [`on_each_primary`](Self::on_each_primary)
-    /// names it (the empty name: the one server).
+    /// `cmd` on one node, named as [`primaries`](Self::primaries) names it.
     pub(crate) async fn on_node<T: FromRedisValue>(&self, node: &str, cmd: &Cmd) -> RedisResult<T> {
         let Self::Cluster(conn) = self else {
             return self.send(cmd).await;
@@ -200,6 +211,21 @@ pub(crate) async fn within<T>(limit: Duration, fut: impl Future<Output = Result<
             format!("Redis did not answer within {limit:?}"),
         )),
     }
+}
+
+/// redis-rs reports a cluster's refusal of the credentials as a failure
+/// to connect, the server's answer in its text: it is an authentication
+/// error, not a retryable one.
+fn refused_credentials(e: redis::RedisError) -> Error {
+    let text = e.to_string();
+    if ["WRONGPASS", "NOAUTH", "NOPERM"]
+        .iter()
+        .any(|code| text.contains(code))
+    {
+        let what = "the cluster refused the credentials";
+        return Error::new(ErrorKind::Authentication, what).with_source(e);
+    }
+    Error::from(e)
 }
 
 fn unexpected(what: &str, got: &Value) -> redis::RedisError {

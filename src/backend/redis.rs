@@ -329,12 +329,11 @@ impl RedisBackend {
     pub(crate) async fn clear_prefix(&self, prefix: &str) -> Result<u64> {
         let pattern = format!("{prefix}*");
         let primaries = within(self.deadline, async {
-            let ping = redis::cmd("PING");
-            self.conn.on_each_primary(&ping).await.map_err(Error::from)
+            self.conn.primaries().await.map_err(Error::from)
         })
         .await?;
         let mut deleted = 0;
-        for (node, _) in primaries {
+        for node in primaries {
             deleted += self.clear_on(&node, &pattern).await?;
         }
         Ok(deleted)

@@ -76,38 +76,38 @@ impl SentinelConnection {
     }
 
     /// Asks the Sentinels where the primary is, and connects there if it is
-    /// somewhere new. On failure `moved` stays set: the next call asks again.
+    /// somewhere new. Until that succeeds `moved` stays set, so that the next
+    /// call asks again: after a failure, and after a call cancelled (its
+    /// deadline passed) while it asked.
     async fn follow(&self) -> RedisResult<()> {
         let mut sentinels = self.sentinels.lock().await;
+        // Cleared before asking: a disconnection seen meanwhile sets it again.
         if !self.moved.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let found = async {
-            let client = sentinels.async_get_client().await?;
-            let addr = client.get_connection_info().addr().to_string();
-            if addr == self.read().addr {
-                return Ok(None);
-            }
-            Primary::connect(client, &self.manager, &self.moved)
-                .await
-                .map(Some)
-        };
-        match found.await {
-            Ok(Some(primary)) => {
-                tracing::warn!(primary = %primary.addr, "redis_sentinel_failover_followed");
-                *self.primary.write().unwrap_or_else(|e| e.into_inner()) = primary;
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(e) => {
-                self.moved.store(true, Ordering::Release);
-                Err(e)
-            }
+        let rearm = Rearm(&self.moved);
+        let client = sentinels.async_get_client().await?;
+        let addr = client.get_connection_info().addr().to_string();
+        if addr != self.read().addr {
+            let primary = Primary::connect(client, &self.manager, &self.moved).await?;
+            tracing::warn!(primary = %primary.addr, "redis_sentinel_failover_followed");
+            *self.primary.write().unwrap_or_else(|e| e.into_inner()) = primary;
         }
+        std::mem::forget(rearm);
+        Ok(())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Primary> {
         self.primary.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Sets `moved` again when dropped: a lookup that did not finish.
+struct Rearm<'a>(&'a AtomicBool);
+
+impl Drop for Rearm<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 

@@ -17,6 +17,8 @@ const SETTLE: Duration = Duration::from_secs(30);
 pub struct RedisCluster {
     /// Every node, primaries first as created; roles change with failovers.
     pub nodes: Vec<RedisServer>,
+    /// The password the nodes require, if any (this harness's own connections use it).
+    password: Option<String>,
 }
 
 /// One line of `CLUSTER NODES`.
@@ -34,8 +36,19 @@ impl RedisCluster {
     /// `primaries` primaries with `replicas` replicas each, every slot
     /// covered and every replica in sync.
     pub fn start(primaries: usize, replicas: usize) -> Self {
+        Self::start_with(primaries, replicas, &[], None)
+    }
+
+    /// As [`start`](Self::start), each node also given `extra` arguments;
+    /// with `password`, the nodes require it (`--requirepass`, `--masterauth`).
+    pub fn start_with(
+        primaries: usize,
+        replicas: usize,
+        extra: &[&str],
+        password: Option<&str>,
+    ) -> Self {
         let node_timeout = NODE_TIMEOUT_MS.to_string();
-        let args = [
+        let mut args = vec![
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -43,11 +56,19 @@ impl RedisCluster {
             "--cluster-node-timeout",
             &node_timeout,
         ];
+        args.extend(extra);
+        if let Some(pw) = password {
+            args.extend(["--requirepass", pw, "--masterauth", pw]);
+        }
         let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
             .map(|_| RedisServer::start_with(&args))
             .collect();
-        let cluster = Self { nodes };
+        let password = password.map(str::to_string);
+        let cluster = Self { nodes, password };
         let mut cli = Command::new("redis-cli");
+        if let Some(pw) = &cluster.password {
+            cli.args(["-a", pw, "--no-auth-warning"]);
+        }
         cli.arg("--cluster").arg("create");
         cli.args(
             cluster
@@ -61,9 +82,19 @@ impl RedisCluster {
         cluster
     }
 
-    /// The nodes' URLs: the seed list of a cache configured for the cluster.
+    /// The nodes' URLs: the seed list of a cache configured for the cluster
+    /// (without the password: caches are given theirs).
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.url()).collect()
+    }
+
+    /// A connection of this harness's own to `node`.
+    fn conn(&self, node: &RedisServer) -> redis::RedisResult<redis::Connection> {
+        let url = match &self.password {
+            Some(pw) => node.url_with(&format!(":{pw}")),
+            None => node.url(),
+        };
+        redis::Client::open(url).and_then(|c| c.get_connection())
     }
 
     /// A cluster config, the seed list set, adjusted by `configure`.
@@ -105,7 +136,7 @@ impl RedisCluster {
     pub fn node_id(&self, i: usize) -> String {
         redis::cmd("CLUSTER")
             .arg("MYID")
-            .query(&mut self.nodes[i].raw())
+            .query(&mut self.conn(&self.nodes[i]).expect("connect"))
             .expect("CLUSTER MYID")
     }
 
@@ -113,6 +144,9 @@ impl RedisCluster {
     /// (`redis-cli --cluster reshard`), while clients keep running.
     pub fn reshard(&self, from: usize, to: usize, slots: usize) {
         let mut cli = Command::new("redis-cli");
+        if let Some(pw) = &self.password {
+            cli.args(["-a", pw, "--no-auth-warning"]);
+        }
         cli.args(["--cluster", "reshard"])
             .arg(format!("127.0.0.1:{}", self.nodes[from].port()))
             .args(["--cluster-from", &self.node_id(from)])
@@ -138,8 +172,7 @@ impl RedisCluster {
     fn settled(&self) -> bool {
         let live: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.pid().is_some()).collect();
         live.iter().all(|node| {
-            let Ok(mut conn) = redis::Client::open(node.url()).and_then(|c| c.get_connection())
-            else {
+            let Ok(mut conn) = self.conn(node) else {
                 return false;
             };
             let info: String = redis::cmd("CLUSTER")
@@ -171,7 +204,7 @@ impl RedisCluster {
             .map(|n| {
                 let node = &self.nodes[self.index_of_port(n.port)];
                 redis::cmd("DBSIZE")
-                    .query::<u64>(&mut node.raw())
+                    .query::<u64>(&mut self.conn(node).expect("connect"))
                     .expect("DBSIZE")
             })
             .sum()
@@ -196,7 +229,7 @@ impl RedisCluster {
     /// `cmd` on the first node that answers.
     fn query_any<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
         for node in self.nodes.iter().filter(|n| n.pid().is_some()) {
-            let conn = redis::Client::open(node.url()).and_then(|c| c.get_connection());
+            let conn = self.conn(node);
             if let Ok(answer) = conn.and_then(|mut c| cmd.query(&mut c)) {
                 return answer;
             }

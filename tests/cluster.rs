@@ -53,6 +53,19 @@ async fn calls_spanning_slots_reach_every_primary_and_keep_the_callers_order() {
         }
     }
 
+    // One pipeline per node, from the slot map asked for once: a batch
+    // that met a moved slot would have been resent and the map asked again.
+    cluster.nodes.iter().for_each(|n| n.reset_command_counts());
+    for _ in 0..10 {
+        cache.market().get_tickers(&asked).await.unwrap();
+    }
+    let asked_again: u64 = cluster
+        .nodes
+        .iter()
+        .map(|n| n.command_counts().get("cluster|slots").copied().unwrap_or(0))
+        .sum();
+    assert_eq!(asked_again, 0, "the slot map was asked for again");
+
     let rates: Vec<(&str, f64)> = syms
         .iter()
         .map(|s| (s.as_str(), s.len() as f64 * 1e-4))

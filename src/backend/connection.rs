@@ -6,20 +6,20 @@
 //! that Sentinels name (`sentinel.rs`). The few calls that must reach every
 //! primary (`SCAN`, the health check) name them here.
 
+use super::cluster::{self, Cluster, Part};
 use super::sentinel::SentinelConnection;
 use crate::config::{CacheConfig, RedisTarget};
 use crate::error::{Error, ErrorKind, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{Cmd, FromRedisValue, Pipeline, ProtocolVersion, RedisResult, Value};
 use std::future::Future;
 use std::time::Duration;
 
 pub(crate) enum Connection {
     Standalone(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Cluster),
     Sentinel(Box<SentinelConnection>),
 }
 
@@ -46,7 +46,9 @@ impl Connection {
                     .response_timeout(config.response_timeout())
                     .build()?;
                 let conn = client.get_async_connection().await;
-                Ok(Self::Cluster(conn.map_err(refused_credentials)?))
+                Ok(Self::Cluster(Cluster::new(
+                    conn.map_err(refused_credentials)?,
+                )))
             }
             RedisTarget::Sentinel {
                 master,
@@ -81,7 +83,7 @@ impl Connection {
     /// One command, routed by its keys on a cluster.
     pub(crate) async fn send<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         match self {
-            Self::Cluster(conn) => cmd.query_async(&mut conn.clone()).await,
+            Self::Cluster(c) => cmd.query_async(&mut c.conn.clone()).await,
             Self::Standalone(conn) => {
                 let send = |mut c: ConnectionManager| async move { cmd.query_async(&mut c).await };
                 twice_if_refused(conn, send).await
@@ -97,7 +99,7 @@ impl Connection {
     /// One pipeline (on a cluster, all of its keys on one slot).
     pub(crate) async fn send_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
         match self {
-            Self::Cluster(conn) => pipe.query_async(&mut conn.clone()).await,
+            Self::Cluster(c) => pipe.query_async(&mut c.conn.clone()).await,
             Self::Standalone(conn) => {
                 let send = |mut c: ConnectionManager| async move { pipe.query_async(&mut c).await };
                 twice_if_refused(conn, send).await
@@ -108,6 +110,21 @@ impl Connection {
                 sent.inspect_err(|e| s.saw(e))
             }
         }
+    }
+
+    /// Sends every part (commands all on one slot): on a cluster one
+    /// pipeline per node, all at once (`cluster.rs`); otherwise one pipeline.
+    /// The answers of each part's commands, in order.
+    pub(crate) async fn send_parts(&self, parts: &[Part]) -> RedisResult<Vec<Vec<Value>>> {
+        if let Self::Cluster(c) = self {
+            return c.send_parts(parts).await;
+        }
+        let pipe = cluster::pipeline_of(parts.iter().flat_map(|p| &p.cmds));
+        let mut all = self.send_pipe::<Vec<Value>>(&pipe).await?.into_iter();
+        let answers = parts
+            .iter()
+            .map(|p| all.by_ref().take(p.cmds.len()).collect());
+        Ok(answers.collect())
     }
 
     /// The primaries, named for [`on_node`](Self::on_node): on a cluster
@@ -125,12 +142,12 @@ impl Connection {
     /// address and answer. A server error of one primary is its answer; a
     /// primary that cannot be reached fails the whole.
     pub(crate) async fn on_each_primary(&self, cmd: &Cmd) -> RedisResult<Vec<(String, Value)>> {
-        let Self::Cluster(conn) = self else {
+        let Self::Cluster(c) = self else {
             let answer = self.send::<Value>(cmd).await?;
             return Ok(vec![(String::new(), answer)]);
         };
         let every = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-        match conn.clone().route_command(cmd.clone(), every).await? {
+        match c.conn.clone().route_command(cmd.clone(), every).await? {
             Value::Map(answers) => answers
                 .into_iter()
                 .map(|(addr, answer)| Ok((String::from_redis_value(addr)?, answer)))
@@ -141,15 +158,16 @@ impl Connection {
 
     /// `cmd` on one node, named as [`primaries`](Self::primaries) names it.
     pub(crate) async fn on_node<T: FromRedisValue>(&self, node: &str, cmd: &Cmd) -> RedisResult<T> {
-        let Self::Cluster(conn) = self else {
+        let Self::Cluster(c) = self else {
             return self.send(cmd).await;
         };
-        let (host, port) = node
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
+        let node = cluster::address(node)
             .ok_or_else(|| unexpected("a node address", &Value::SimpleString(node.into())))?;
-        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
-        let answer = conn.clone().route_command(cmd.clone(), route).await?;
+        let answer = c
+            .conn
+            .clone()
+            .route_command(cmd.clone(), RoutingInfo::SingleNode(node))
+            .await?;
         T::from_redis_value(answer).map_err(Into::into)
     }
 }

@@ -8,6 +8,7 @@
 //! (with `series.rs`, the series layout); `embedded/` keeps the same
 //! semantics in-process.
 
+mod cluster;
 mod connection;
 mod embedded;
 mod redis;

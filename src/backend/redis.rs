@@ -7,6 +7,7 @@
 //! sees a bar replaced halfway. Every read is one command (a range read, one
 //! `MULTI` transaction): one round trip, one atomic snapshot.
 
+use super::cluster::{key_slot, Part};
 use super::connection::{within, Connection};
 use super::series::{self, UPSERT_LUA};
 use super::{BarRecord, SeriesWindow, SeriesWrite};
@@ -15,8 +16,7 @@ use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::SeriesKey;
 use bytes::Bytes;
-use redis::cluster_routing::Slot;
-use redis::{Cmd, FromRedisValue, Pipeline};
+use redis::{Cmd, FromRedisValue, Pipeline, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -84,42 +84,50 @@ impl RedisBackend {
         self.mget_any(keys).await
     }
 
-    /// One `MGET`; on a cluster one per slot, all sent at once, the answers
-    /// put back in the caller's order. (redis-rs would split a multi-slot
-    /// `MGET` itself, but fails it with a client error when the slot map
-    /// changes under it, as in a failover.)
+    /// One `MGET`; on a cluster one per slot, one pipeline per node, all
+    /// sent at once, the answers put back in the caller's order.
     async fn mget_any<K, T>(&self, keys: &[K]) -> Result<Vec<Option<T>>>
     where
         K: AsRef<str>,
         T: FromRedisValue,
     {
-        let mget = |keys: &mut dyn Iterator<Item = &str>| {
-            let mut cmd = redis::cmd("MGET");
-            for key in keys {
-                cmd.arg(key);
-            }
-            cmd
-        };
         if !self.conn.is_cluster() {
-            return self.query(&mget(&mut keys.iter().map(AsRef::as_ref))).await;
+            let cmd = redis::cmd("MGET").arg(as_strs(keys)).to_owned();
+            return self.query(&cmd).await;
         }
         let groups = by_slot(keys);
-        let cmds: Vec<Cmd> = groups
+        let parts: Vec<Part> = groups
             .iter()
-            .map(|group| mget(&mut group.iter().map(|&i| keys[i].as_ref())))
+            .map(|(slot, ids)| {
+                let cmd = redis::cmd("MGET")
+                    .arg(ids.iter().map(|&i| keys[i].as_ref()).collect::<Vec<_>>())
+                    .to_owned();
+                Part {
+                    slot: *slot,
+                    cmds: vec![cmd],
+                }
+            })
             .collect();
-        let sends = cmds.iter().map(|cmd| self.send::<Vec<Option<T>>>(cmd));
-        let answers = within(self.deadline, futures_util::future::try_join_all(sends)).await?;
+        let answers = self.query_parts(&parts).await?;
         let mut found: Vec<Option<T>> = std::iter::repeat_with(|| None).take(keys.len()).collect();
-        for (group, answer) in groups.iter().zip(answers) {
-            if answer.len() != group.len() {
+        for ((_, ids), mut answer) in groups.iter().zip(answers) {
+            let values: Vec<Option<T>> =
+                FromRedisValue::from_redis_value(answer.pop().unwrap_or(Value::Nil))
+                    .map_err(redis::RedisError::from)?;
+            if values.len() != ids.len() {
                 return Err(Error::new(ErrorKind::Server, "MGET answered a wrong count"));
             }
-            for (&i, value) in group.iter().zip(answer) {
+            for (&i, value) in ids.iter().zip(values) {
                 found[i] = value;
             }
         }
         Ok(found)
+    }
+
+    /// Parts of a call spanning slots, within the call's deadline.
+    async fn query_parts(&self, parts: &[Part]) -> Result<Vec<Vec<Value>>> {
+        let send = async { self.conn.send_parts(parts).await.map_err(Error::from) };
+        within(self.deadline, send).await
     }
 
     pub(crate) async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
@@ -131,32 +139,31 @@ impl RedisBackend {
         self.query(&cmd).await
     }
 
-    /// One pipeline; on a cluster one per slot, all sent at once (a pipeline
-    /// cannot span slots, and the keys of a batch are on many).
+    /// One pipeline; on a cluster one per node, all sent at once (a
+    /// command cannot span slots, and the keys of a batch are on many).
     pub(crate) async fn set_many(&self, items: &[(String, Bytes)], ttl: Duration) -> Result<()> {
-        let pipeline = |items: &mut dyn Iterator<Item = &(String, Bytes)>| {
-            let mut pipe = redis::pipe();
-            for (key, value) in items {
-                pipe.cmd("SET")
-                    .arg(key)
-                    .arg(value.as_ref())
-                    .arg("PX")
-                    .arg(ttl_millis(ttl))
-                    .ignore();
-            }
-            pipe
+        let set = |(key, value): &(String, Bytes)| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key)
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(ttl_millis(ttl));
+            cmd
         };
-        if !self.conn.is_cluster() {
-            return self.query_pipe(&pipeline(&mut items.iter())).await;
-        }
-        let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-        let pipes: Vec<Pipeline> = by_slot(&keys)
-            .iter()
-            .map(|group| pipeline(&mut group.iter().map(|&i| &items[i])))
+        let groups = by_slot(items.iter().map(|(k, _)| k).collect::<Vec<_>>().as_slice());
+        let parts: Vec<Part> = groups
+            .into_iter()
+            .map(|(slot, ids)| Part {
+                slot,
+                cmds: ids.iter().map(|&i| set(&items[i])).collect(),
+            })
             .collect();
-        let sends = pipes.iter().map(|pipe| self.send_pipe::<()>(pipe));
-        let all = async { futures_util::future::try_join_all(sends).await.map(drop) };
-        within(self.deadline, all).await
+        for answer in self.query_parts(&parts).await?.iter().flatten() {
+            if let Value::ServerError(e) = answer {
+                return Err(Error::from(redis::RedisError::from(e.clone())));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<u64> {
@@ -369,19 +376,23 @@ impl RedisBackend {
 }
 
 /// The indices of `keys` grouped by cluster slot, groups in the order of
-/// their first key. (The slot function is redis-rs's.)
-fn by_slot<K: AsRef<str>>(keys: &[K]) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut group_of: HashMap<Slot, usize> = HashMap::new();
+/// their first key.
+fn by_slot<K: AsRef<str>>(keys: &[K]) -> Vec<(u16, Vec<usize>)> {
+    let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+    let mut group_of: HashMap<u16, usize> = HashMap::new();
     for (i, key) in keys.iter().enumerate() {
-        let slot = Slot::for_key(key.as_ref());
+        let slot = key_slot(key.as_ref().as_bytes());
         let g = *group_of.entry(slot).or_insert_with(|| {
-            groups.push(Vec::new());
+            groups.push((slot, Vec::new()));
             groups.len() - 1
         });
-        groups[g].push(i);
+        groups[g].1.push(i);
     }
     groups
+}
+
+fn as_strs<K: AsRef<str>>(keys: &[K]) -> Vec<&str> {
+    keys.iter().map(AsRef::as_ref).collect()
 }
 
 fn is_noscript(e: &Error) -> bool {

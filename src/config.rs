@@ -147,6 +147,11 @@ impl CacheConfig {
         let mut builder = Self::builder();
         let nodes = get("REDIS_CLUSTER_NODES");
         let sentinels = get("REDIS_SENTINELS");
+        if nodes.is_some() && sentinels.is_some() {
+            return Err(config_error(
+                "both REDIS_CLUSTER_NODES and REDIS_SENTINELS are set: a cache uses one",
+            ));
+        }
         if let Some(nodes) = nodes {
             builder = builder.redis_cluster(&split_list(&nodes));
         } else if let Some(sentinels) = sentinels {
@@ -283,12 +288,22 @@ impl fmt::Debug for CacheConfig {
 }
 
 /// Builds a [`CacheConfig`]; [`build`](Self::build) validates it.
-#[derive(Debug)]
 pub struct CacheConfigBuilder {
     config: CacheConfig,
     error: Option<Error>,
     /// The data nodes' user and password, applied at `build()`.
     node_auth: Option<(Option<String>, String)>,
+}
+
+impl fmt::Debug for CacheConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let node_auth = self.node_auth.as_ref().map(|(user, _)| (user, "***"));
+        f.debug_struct("CacheConfigBuilder")
+            .field("config", &self.config)
+            .field("error", &self.error)
+            .field("node_auth", &node_auth)
+            .finish()
+    }
 }
 
 impl CacheConfigBuilder {
@@ -339,6 +354,11 @@ impl CacheConfigBuilder {
     /// ```
     pub fn redis_cluster(mut self, nodes: &[&str]) -> Self {
         match parse_urls("REDIS_CLUSTER_NODES", nodes) {
+            Ok(nodes) if nodes.iter().any(|n| n.redis_settings().db() != 0) => {
+                self.error = Some(config_error(
+                    "a Redis Cluster has database 0 only: drop the /db from REDIS_CLUSTER_NODES",
+                ));
+            }
             Ok(nodes) => self.config.backend = redis(RedisTarget::Cluster(nodes)),
             Err(e) => self.error = Some(e),
         }
@@ -347,9 +367,9 @@ impl CacheConfigBuilder {
 
     /// Use the primary that the Sentinels at `sentinels` name for `master`,
     /// following it through failovers. The first sentinel URL's credentials
-    /// and TLS mode (`rediss://`) are used for every Sentinel; the data nodes
-    /// use the same TLS mode, and the credentials of
-    /// [`redis_node_auth`](Self::redis_node_auth).
+    /// and TLS mode (`rediss://`) are used for every Sentinel, and its
+    /// database (`/2`) on the primary; the data nodes use the same TLS mode,
+    /// and the credentials of [`redis_node_auth`](Self::redis_node_auth).
     ///
     /// ```
     /// let config = iftb_cache::CacheConfig::builder()
@@ -360,8 +380,12 @@ impl CacheConfigBuilder {
     /// ```
     pub fn redis_sentinel(mut self, master: &str, sentinels: &[&str]) -> Self {
         match parse_urls("REDIS_SENTINELS", sentinels) {
+            Ok(_) if master.trim().is_empty() => {
+                self.error = Some(config_error("the Sentinel master name is empty"));
+            }
             Ok(sentinels) => {
-                let node = RedisConnectionInfo::default();
+                let db = sentinels[0].redis_settings().db();
+                let node = RedisConnectionInfo::default().set_db(db);
                 let master = master.to_string();
                 self.config.backend = redis(RedisTarget::Sentinel {
                     master,
@@ -493,6 +517,9 @@ impl CacheConfigBuilder {
 
 /// Sets the data nodes' credentials of a cluster or Sentinel backend.
 fn apply_node_auth(backend: &mut BackendConfig, user: Option<&str>, password: &str) -> Result<()> {
+    if password.is_empty() {
+        return Err(config_error("redis_node_auth: the password is empty"));
+    }
     let auth = |info: RedisConnectionInfo| {
         let info = info.set_password(password);
         match user {
@@ -746,8 +773,28 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::Config, "{case:?}");
             assert!(!err.to_string().contains("pw-secret"), "{err}");
         }
-        let empty = CacheConfig::builder().redis_cluster(&[]).build();
-        assert_eq!(empty.unwrap_err().kind(), ErrorKind::Config);
+        let both = CacheConfig::from_vars(vars(&[
+            ("REDIS_CLUSTER_NODES", "redis://h1:7000"),
+            ("REDIS_SENTINELS", "redis://s1:26379"),
+            ("REDIS_SENTINEL_MASTER", "m"),
+        ]));
+        assert_eq!(both.unwrap_err().kind(), ErrorKind::Config);
+        let bad = [
+            CacheConfig::builder().redis_cluster(&[]),
+            CacheConfig::builder().redis_cluster(&["redis://h1:7000/3"]),
+            CacheConfig::builder().redis_sentinel(" ", &["redis://s1:26379"]),
+            CacheConfig::builder()
+                .redis_cluster(&["redis://h1:7000"])
+                .redis_node_auth(None, ""),
+        ];
+        for builder in bad {
+            let shown = format!("{builder:?}");
+            assert_eq!(
+                builder.build().unwrap_err().kind(),
+                ErrorKind::Config,
+                "{shown}"
+            );
+        }
         for builder in [
             CacheConfig::builder(),
             CacheConfig::builder().redis_url("redis://h:1"),
@@ -755,6 +802,24 @@ mod tests {
             let auth = builder.redis_node_auth(None, "pw").build();
             assert_eq!(auth.unwrap_err().kind(), ErrorKind::Config);
         }
+    }
+
+    #[test]
+    fn the_builder_never_shows_the_node_password() {
+        let builder = CacheConfig::builder()
+            .redis_sentinel("m", &["redis://s1:26379/2"])
+            .redis_node_auth(Some("bot"), "pw-secret");
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains("pw-secret") && shown.contains("bot"),
+            "{shown}"
+        );
+        let c = builder.build().unwrap();
+        let Some(RedisTarget::Sentinel { node, .. }) = c.redis_target() else {
+            panic!("not sentinel");
+        };
+        assert_eq!(node.db(), 2, "the first sentinel URL's database");
+        assert!(!format!("{c:?}").contains("pw-secret"));
     }
 
     #[test]

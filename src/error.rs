@@ -158,11 +158,14 @@ impl From<redis::RedisError> for Error {
 }
 
 /// What Redis answers while it cannot serve a key for now: loading its data
-/// set, a cluster with slots uncovered or moving, a demoted or cut-off primary.
-const UNAVAILABLE_CODES: [&str; 6] = [
+/// set, a cluster with slots uncovered or moving (a redirect still met once
+/// the client's retries are spent), a demoted or cut-off primary.
+const UNAVAILABLE_CODES: [&str; 8] = [
     "LOADING",
     "CLUSTERDOWN",
     "TRYAGAIN",
+    "MOVED",
+    "ASK",
     "READONLY",
     "MASTERDOWN",
     "NOREPLICAS",

@@ -6,7 +6,7 @@ mod support;
 
 use iftb_cache::{CacheManager, Timeframe};
 use std::time::{Duration, Instant};
-use support::{bar_at, ticker, Load, SentinelSet};
+use support::{assert_every_call_works, bar_at, ticker, Load, Report, SentinelSet};
 
 const TF: Timeframe = Timeframe::M1;
 
@@ -18,27 +18,15 @@ async fn connect(set: &SentinelSet) -> CacheManager {
     cache
 }
 
-/// Writes after the failover land on the new primary, and read back.
+/// Every call works, and its writes land on the primary the Sentinels name.
 async fn writes_reach(cache: &CacheManager, set: &SentinelSet) {
-    let bar = bar_at(9_000 * 60_000, 3.0);
-    cache
-        .ohlcv()
-        .set_bars("SYM0USDT", TF, &[bar])
-        .await
-        .unwrap();
-    assert_eq!(
-        cache.ohlcv().get_latest_bar("SYM0USDT", TF).await.unwrap(),
-        Some(bar)
-    );
-    let t = ticker("SYM0USDT", 4.0);
-    cache.market().set_ticker("SYM0USDT", &t).await.unwrap();
+    assert_every_call_works(cache).await;
     let primary = &set.nodes[set.primary()];
     assert!(
         !primary.raw_get("iftb:v2:ticker:{SYM0USDT}").is_empty(),
         "{}",
         set.logs()
     );
-    assert!(cache.health_check().await);
 }
 
 #[tokio::test]
@@ -63,50 +51,41 @@ fn failover_time(set: &SentinelSet, old: usize, since: Instant) -> Duration {
     since.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failover_sentinel_is_asked_for_is_followed() {
-    let set = SentinelSet::start();
-    let cache = connect(&set).await;
-    let load = Load::start(&cache, 8);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let old = set.primary();
-    let start = Instant::now();
-    set.failover();
-    let took = tokio::task::block_in_place(|| failover_time(&set, old, start));
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let report = load.stop().await;
-    tokio::task::block_in_place(|| set.wait_settled());
-    println!("SENTINEL FAILOVER: {took:?}; {}", report.summary());
-    report.assert_sound(cache.config().call_deadline());
-    assert!(
-        report.longest_outage() <= took + Duration::from_secs(1),
-        "{}",
-        report.summary()
-    );
-    writes_reach(&cache, &set).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_primary_is_followed_to_the_promoted_replica() {
+/// Runs `fault` under a mixed load and waits out the failover it causes:
+/// no wrong read, failures only `Connection`/`Timeout` and no longer than
+/// the failover plus 1 s, then every call works on the new primary.
+async fn ride_through(what: &str, fault: impl FnOnce(&mut SentinelSet, usize)) -> Report {
     let mut set = SentinelSet::start();
     let cache = connect(&set).await;
     let load = Load::start(&cache, 8);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let old = set.primary();
     let start = Instant::now();
-    set.nodes[old].kill();
+    fault(&mut set, old);
     let took = tokio::task::block_in_place(|| failover_time(&set, old, start));
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let report = load.stop().await;
-    println!("primary killed: failover {took:?}; {}", report.summary());
+    println!("{what}: failover {took:?}; {}", report.summary());
     report.assert_sound(cache.config().call_deadline());
     assert!(
         report.longest_outage() <= took + Duration::from_secs(1),
         "{}",
         report.summary()
     );
-    assert!(report.failed() > 0, "the load never met the dead primary");
+    tokio::task::block_in_place(|| set.wait_settled());
     writes_reach(&cache, &set).await;
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_sentinel_is_asked_for_is_followed() {
+    ride_through("SENTINEL FAILOVER", |set, _| set.failover()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_followed_to_the_promoted_replica() {
+    let report = ride_through("primary killed", |set, old| set.nodes[old].kill()).await;
+    assert!(report.failed() > 0, "the load never met the dead primary");
 }
 
 /// What Redis itself may lose: a write the primary acknowledged but never

@@ -1,25 +1,36 @@
 //! A Redis Cluster connection (redis-rs `ClusterConnection`), and the one
-//! thing it adds: a call that spans slots goes as one pipeline per node.
+//! thing it adds: a read that spans slots goes as one pipeline per node.
 //!
 //! Redis refuses a command whose keys span slots, and redis-rs splits such
 //! a call into one request per slot: a hundred tickers on a hundred slots
 //! were a hundred requests, ten times one `MGET` on one server. Here the
-//! per-slot commands of one node go in one pipeline to that node, found in
-//! the slot map Redis gave when last asked (`CLUSTER SLOTS`). Redis stays
-//! the judge of where a key lives: a node that no longer serves a slot
-//! answers `MOVED` or `ASK` for that slot's commands, and those go again
-//! through redis-rs's own routing, which follows them; the map is then
-//! asked for again. Routing, redirects and failover remain redis-rs's.
+//! per-slot `MGET`s of one node go in one pipeline to that node, found in
+//! the slot map Redis gave at most a second ago (`CLUSTER SLOTS`).
+//!
+//! Redis stays the judge of where a key lives: a node answers only for the
+//! slots it serves. When it answers `MOVED` or `ASK`, redis-rs resends the
+//! whole pipeline to the node named; a reply is taken only if every command
+//! in it was answered, and otherwise each part goes again through
+//! redis-rs's own per-slot routing and the map is asked for again. That
+//! whole-pipeline resend is harmless for reads and not for writes (a
+//! replayed `SET` could overwrite a newer value), so writes go per slot.
+//! Routing, redirects and failover remain redis-rs's.
 
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, RedisResult, Value};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a slot map is used before it is asked for again: a map that
+/// redis-rs's redirects made stale costs a redirect per read until then.
+const MAP_LIFETIME: Duration = Duration::from_secs(1);
 
 pub(crate) struct Cluster {
     pub(crate) conn: ClusterConnection,
-    /// `None` until asked, and again after a part met a slot moved.
-    owners: RwLock<Option<Arc<SlotOwners>>>,
+    /// The slot map and when it was asked for; `None` until asked, and
+    /// again after a read that could not use it.
+    owners: RwLock<Option<(Instant, Arc<SlotOwners>)>>,
 }
 
 /// One batch of commands whose keys are all on one slot.
@@ -31,6 +42,16 @@ pub(crate) struct Part {
 /// Which node served which slots: `(first, last, "host:port")`, by `first`.
 struct SlotOwners(Vec<(u16, u16, String)>);
 
+/// Forgets the slot map when dropped: a read cut short by its deadline (a
+/// node gone, say) leaves the next one to ask for the map again.
+struct Forget<'a>(&'a RwLock<Option<(Instant, Arc<SlotOwners>)>>);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 impl Cluster {
     pub(crate) fn new(conn: ClusterConnection) -> Self {
         Self {
@@ -39,9 +60,10 @@ impl Cluster {
         }
     }
 
-    /// Sends every part, one pipeline per node, all at once; the answers of
-    /// each part's commands, in order.
-    pub(crate) async fn send_parts(&self, parts: &[Part]) -> RedisResult<Vec<Vec<Value>>> {
+    /// Sends every part of a read, one pipeline per node, all at once; the
+    /// answers of each part's commands, in order.
+    pub(crate) async fn read_parts(&self, parts: &[Part]) -> RedisResult<Vec<Vec<Value>>> {
+        let forget = Forget(&self.owners);
         let owners = self.owners().await;
         let mut nodes: Vec<(&str, Vec<usize>)> = Vec::new();
         for (i, part) in parts.iter().enumerate() {
@@ -57,14 +79,14 @@ impl Cluster {
             .iter()
             .map(|(node, ids)| self.send_to(node, ids, parts));
         let mut answers: Vec<Option<Vec<Value>>> = parts.iter().map(|_| None).collect();
-        for (ids, sent) in nodes
-            .iter()
-            .map(|(_, ids)| ids)
-            .zip(futures_util::future::join_all(sends).await)
-        {
+        let sent = futures_util::future::join_all(sends).await;
+        for ((_, ids), sent) in nodes.iter().zip(sent) {
             for (&i, answer) in ids.iter().zip(sent) {
                 answers[i] = answer;
             }
+        }
+        if answers.iter().all(Option::is_some) {
+            std::mem::forget(forget);
         }
         self.send_the_rest(parts, answers).await
     }
@@ -72,23 +94,24 @@ impl Cluster {
     /// The parts `ids` in one pipeline to `node`: each part's answers, or
     /// `None` for a part to send again (an error answer, or no answer).
     async fn send_to(&self, node: &str, ids: &[usize], parts: &[Part]) -> Vec<Option<Vec<Value>>> {
+        let none = || ids.iter().map(|_| None).collect();
         let pipe = pipeline_of(ids.iter().flat_map(|&i| &parts[i].cmds));
         let count = ids.iter().map(|&i| parts[i].cmds.len()).sum();
         let Some(route) = address(node) else {
-            return vec![None; ids.len()];
+            return none();
         };
-        let Ok(mut values) = self
+        let sent = self
             .conn
             .clone()
             .route_pipeline(pipe, 0, count, route)
-            .await
+            .await;
+        let Ok(values) =
+            sent.map_err(drop)
+                .and_then(|v| if v.len() == count { Ok(v) } else { Err(()) })
         else {
-            return vec![None; ids.len()];
+            return none();
         };
-        if values.len() != count {
-            return vec![None; ids.len()];
-        }
-        let mut rest = values.drain(..);
+        let mut rest = values.into_iter();
         let split = ids
             .iter()
             .map(|&i| rest.by_ref().take(parts[i].cmds.len()).collect::<Vec<_>>());
@@ -100,17 +123,13 @@ impl Cluster {
     }
 
     /// Sends the parts without an answer yet through redis-rs's routing, all
-    /// at once, and forgets the slot map if any of them had been sent.
+    /// at once.
     async fn send_the_rest(
         &self,
         parts: &[Part],
         answers: Vec<Option<Vec<Value>>>,
     ) -> RedisResult<Vec<Vec<Value>>> {
         let missing: Vec<usize> = (0..parts.len()).filter(|&i| answers[i].is_none()).collect();
-        if missing.is_empty() {
-            return Ok(answers.into_iter().flatten().collect());
-        }
-        *self.owners.write().unwrap_or_else(|e| e.into_inner()) = None;
         let routed = missing.iter().map(|&i| {
             let pipe = pipeline_of(&parts[i].cmds);
             let mut conn = self.conn.clone();
@@ -125,22 +144,24 @@ impl Cluster {
         Ok(all.collect())
     }
 
-    /// The slot map, asked for when not known; `None` when Redis would not
-    /// say (every part then goes through redis-rs's routing).
+    /// The slot map, asked for when not known or over a second old; `None`
+    /// when Redis would not say (every part then goes through redis-rs's
+    /// routing).
     async fn owners(&self) -> Option<Arc<SlotOwners>> {
-        if let Some(known) = self
+        let known = self
             .owners
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Some(known);
+            .clone();
+        if let Some((_, owners)) = known.filter(|(asked, _)| asked.elapsed() < MAP_LIFETIME) {
+            return Some(owners);
         }
         let ask = redis::cmd("CLUSTER").arg("SLOTS").to_owned();
         let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
         let answer = self.conn.clone().route_command(ask, random).await.ok()?;
         let owners = Arc::new(SlotOwners::parse(answer)?);
-        *self.owners.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&owners));
+        let known = Some((Instant::now(), Arc::clone(&owners)));
+        *self.owners.write().unwrap_or_else(|e| e.into_inner()) = known;
         Some(owners)
     }
 }
@@ -169,6 +190,12 @@ impl SlotOwners {
             let Some(Value::Int(port)) = primary.get(1) else {
                 return None;
             };
+            // A node that does not know its own address ("" or "?") is one
+            // redis-rs names by the address it reached it at: its slots are
+            // left out, and their parts go through redis-rs's routing.
+            if host.is_empty() || host == "?" {
+                continue;
+            }
             let node = format!("{host}:{port}");
             owners.push((
                 u16::try_from(*first).ok()?,
@@ -226,7 +253,9 @@ mod tests {
         assert_eq!(key_slot(b"123456789"), 0x31C3);
         assert_eq!(key_slot(b"foo"), 12_182);
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        // An empty tag is no tag: the whole key is hashed.
+        let whole = crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16_384;
+        assert_eq!(key_slot(b"foo{}{bar}"), whole);
         assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
         assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));

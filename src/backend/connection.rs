@@ -1,12 +1,11 @@
 //! The connection to Redis, whichever deployment it is: one server (redis-rs
-//! `ConnectionManager`, reconnecting), a Cluster (redis-rs
-//! `ClusterConnection`: it routes each command by its keys' slot, splits
-//! `MGET`/`UNLINK` of many slots into one command per node sent in parallel,
-//! and follows `MOVED`, `ASK`, failovers and resharding), or the primary
-//! that Sentinels name (`sentinel.rs`). The few calls that must reach every
-//! primary (`SCAN`, the health check) name them here.
+//! `ConnectionManager`, reconnecting), a Cluster (`cluster.rs`, over redis-rs
+//! `ClusterConnection`: it routes each command by its keys' slot and follows
+//! `MOVED`, `ASK`, failovers and resharding), or the primary that Sentinels
+//! name (`sentinel.rs`). The few calls that must reach every primary (`SCAN`,
+//! the health check) name them here.
 
-use super::cluster::{self, Cluster, Part};
+use super::cluster::{self, Cluster};
 use super::sentinel::SentinelConnection;
 use crate::config::{CacheConfig, RedisTarget};
 use crate::error::{Error, ErrorKind, Result};
@@ -40,10 +39,14 @@ impl Connection {
                 Ok(Self::Standalone(manager.await?))
             }
             RedisTarget::Cluster(nodes) => {
+                // Few, short retries: a call's deadline bounds them anyway, and
+                // what is left of it is better spent on the next call.
                 let client = ClusterClientBuilder::new(nodes.clone())
                     .use_protocol(ProtocolVersion::RESP3)
                     .connection_timeout(config.connect_timeout())
                     .response_timeout(config.response_timeout())
+                    .retries(3)
+                    .max_retry_wait(200)
                     .build()?;
                 let conn = client.get_async_connection().await;
                 Ok(Self::Cluster(Cluster::new(
@@ -76,55 +79,39 @@ impl Connection {
         }
     }
 
+    /// The cluster, when this is one.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        match self {
+            Self::Cluster(c) => Some(c),
+            _ => None,
+        }
+    }
+
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
+        self.cluster().is_some()
     }
 
     /// One command, routed by its keys on a cluster.
     pub(crate) async fn send<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        match self {
-            Self::Cluster(c) => cmd.query_async(&mut c.conn.clone()).await,
-            Self::Standalone(conn) => {
-                let send = |mut c: ConnectionManager| async move { cmd.query_async(&mut c).await };
-                twice_if_refused(conn, send).await
-            }
-            Self::Sentinel(s) => {
-                let mut conn = s.conn().await?;
-                let sent = cmd.query_async(&mut conn).await;
-                sent.inspect_err(|e| s.saw(e))
-            }
-        }
+        self.request(Request::Cmd(cmd)).await
     }
 
     /// One pipeline (on a cluster, all of its keys on one slot).
     pub(crate) async fn send_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        self.request(Request::Pipe(pipe)).await
+    }
+
+    async fn request<T: FromRedisValue>(&self, request: Request<'_>) -> RedisResult<T> {
         match self {
-            Self::Cluster(c) => pipe.query_async(&mut c.conn.clone()).await,
+            Self::Cluster(c) => request.on(&mut c.conn.clone()).await,
             Self::Standalone(conn) => {
-                let send = |mut c: ConnectionManager| async move { pipe.query_async(&mut c).await };
-                twice_if_refused(conn, send).await
+                twice_if_refused(conn, |mut c| async move { request.on(&mut c).await }).await
             }
             Self::Sentinel(s) => {
-                let mut conn = s.conn().await?;
-                let sent = pipe.query_async(&mut conn).await;
+                let sent = request.on(&mut s.conn().await).await;
                 sent.inspect_err(|e| s.saw(e))
             }
         }
-    }
-
-    /// Sends every part (commands all on one slot): on a cluster one
-    /// pipeline per node, all at once (`cluster.rs`); otherwise one pipeline.
-    /// The answers of each part's commands, in order.
-    pub(crate) async fn send_parts(&self, parts: &[Part]) -> RedisResult<Vec<Vec<Value>>> {
-        if let Self::Cluster(c) = self {
-            return c.send_parts(parts).await;
-        }
-        let pipe = cluster::pipeline_of(parts.iter().flat_map(|p| &p.cmds));
-        let mut all = self.send_pipe::<Vec<Value>>(&pipe).await?.into_iter();
-        let answers = parts
-            .iter()
-            .map(|p| all.by_ref().take(p.cmds.len()).collect());
-        Ok(answers.collect())
     }
 
     /// The primaries, named for [`on_node`](Self::on_node): on a cluster
@@ -169,6 +156,26 @@ impl Connection {
             .route_command(cmd.clone(), RoutingInfo::SingleNode(node))
             .await?;
         T::from_redis_value(answer).map_err(Into::into)
+    }
+}
+
+/// What a call sends: one command or one pipeline.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipe(&'a Pipeline),
+}
+
+impl Request<'_> {
+    async fn on<T, C>(self, conn: &mut C) -> RedisResult<T>
+    where
+        T: FromRedisValue,
+        C: redis::aio::ConnectionLike + Send,
+    {
+        match self {
+            Request::Cmd(cmd) => cmd.query_async(conn).await,
+            Request::Pipe(pipe) => pipe.query_async(conn).await,
+        }
     }
 }
 

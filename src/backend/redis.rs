@@ -91,10 +91,10 @@ impl RedisBackend {
         K: AsRef<str>,
         T: FromRedisValue,
     {
-        if !self.conn.is_cluster() {
+        let Some(cluster) = self.conn.cluster() else {
             let cmd = redis::cmd("MGET").arg(as_strs(keys)).to_owned();
             return self.query(&cmd).await;
-        }
+        };
         let groups = by_slot(keys);
         let parts: Vec<Part> = groups
             .iter()
@@ -108,7 +108,8 @@ impl RedisBackend {
                 }
             })
             .collect();
-        let answers = self.query_parts(&parts).await?;
+        let read = async { cluster.read_parts(&parts).await.map_err(Error::from) };
+        let answers = within(self.deadline, read).await?;
         let mut found: Vec<Option<T>> = std::iter::repeat_with(|| None).take(keys.len()).collect();
         for ((_, ids), mut answer) in groups.iter().zip(answers) {
             let values: Vec<Option<T>> =
@@ -124,12 +125,6 @@ impl RedisBackend {
         Ok(found)
     }
 
-    /// Parts of a call spanning slots, within the call's deadline.
-    async fn query_parts(&self, parts: &[Part]) -> Result<Vec<Vec<Value>>> {
-        let send = async { self.conn.send_parts(parts).await.map_err(Error::from) };
-        within(self.deadline, send).await
-    }
-
     pub(crate) async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value.as_ref());
@@ -139,31 +134,35 @@ impl RedisBackend {
         self.query(&cmd).await
     }
 
-    /// One pipeline; on a cluster one per node, all sent at once (a
-    /// command cannot span slots, and the keys of a batch are on many).
+    /// One pipeline; on a cluster one per slot, all sent at once (a command
+    /// cannot span slots, and the keys of a batch are on many). Not one per
+    /// node as reads are: redis-rs resends a pipeline whole where one of
+    /// its commands was redirected, and a `SET` replayed late could
+    /// overwrite a newer value.
     pub(crate) async fn set_many(&self, items: &[(String, Bytes)], ttl: Duration) -> Result<()> {
-        let set = |(key, value): &(String, Bytes)| {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key)
-                .arg(value.as_ref())
-                .arg("PX")
-                .arg(ttl_millis(ttl));
-            cmd
-        };
-        let groups = by_slot(items.iter().map(|(k, _)| k).collect::<Vec<_>>().as_slice());
-        let parts: Vec<Part> = groups
-            .into_iter()
-            .map(|(slot, ids)| Part {
-                slot,
-                cmds: ids.iter().map(|&i| set(&items[i])).collect(),
-            })
-            .collect();
-        for answer in self.query_parts(&parts).await?.iter().flatten() {
-            if let Value::ServerError(e) = answer {
-                return Err(Error::from(redis::RedisError::from(e.clone())));
+        let pipeline = |ids: &mut dyn Iterator<Item = usize>| {
+            let mut pipe = redis::pipe();
+            for (key, value) in ids.map(|i| &items[i]) {
+                pipe.cmd("SET")
+                    .arg(key)
+                    .arg(value.as_ref())
+                    .arg("PX")
+                    .arg(ttl_millis(ttl))
+                    .ignore();
             }
+            pipe
+        };
+        if !self.conn.is_cluster() {
+            return self.query_pipe(&pipeline(&mut (0..items.len()))).await;
         }
-        Ok(())
+        let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+        let pipes: Vec<Pipeline> = by_slot(&keys)
+            .into_iter()
+            .map(|(_, ids)| pipeline(&mut ids.into_iter()))
+            .collect();
+        let sends = pipes.iter().map(|pipe| self.send_pipe::<()>(pipe));
+        let all = async { futures_util::future::try_join_all(sends).await.map(drop) };
+        within(self.deadline, all).await
     }
 
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<u64> {

@@ -14,15 +14,26 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{ConnectionAddr, ConnectionInfo, PushKind, RedisConnectionInfo, RedisResult};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The least time between two lookups: calls queued behind one that failed
+/// go on with the primary they have, not one more lookup each.
+const LOOKUP_GAP: Duration = Duration::from_millis(100);
 
 pub(crate) struct SentinelConnection {
     /// Asked one call at a time: the first call that finds `moved` set asks,
-    /// the ones queued behind it find it cleared.
-    sentinels: tokio::sync::Mutex<SentinelClient>,
+    /// the ones queued behind it find it cleared, or a lookup just made.
+    sentinels: tokio::sync::Mutex<Lookups>,
     primary: RwLock<Primary>,
     /// Set when the primary may have moved; the next call asks the Sentinels.
     moved: Arc<AtomicBool>,
     manager: ConnectionManagerConfig,
+}
+
+struct Lookups {
+    client: SentinelClient,
+    /// When the last lookup started.
+    last: Option<Instant>,
 }
 
 /// The primary in use and its address, to tell a new one from the same.
@@ -44,7 +55,7 @@ impl SentinelConnection {
         let redis_client = client.async_get_client().await?;
         let primary = Primary::connect(redis_client, &manager, &moved).await?;
         Ok(Self {
-            sentinels: tokio::sync::Mutex::new(client),
+            sentinels: tokio::sync::Mutex::new(Lookups { client, last: None }),
             primary: RwLock::new(primary),
             moved,
             manager,
@@ -52,14 +63,17 @@ impl SentinelConnection {
     }
 
     /// The connection to the primary, asking the Sentinels first when it may
-    /// have moved.
-    pub(crate) async fn conn(&self) -> RedisResult<ConnectionManager> {
+    /// have moved. A lookup that fails leaves the primary in use: with the
+    /// Sentinels unreachable, a primary that answers still serves.
+    pub(crate) async fn conn(&self) -> ConnectionManager {
         if self.moved.load(Ordering::Acquire) {
             // Boxed: redis-rs's Sentinel futures nest deep, and every call's
             // future would carry their layout (rustc's query depth limit).
-            Box::pin(self.follow()).await?;
+            if let Err(e) = Box::pin(self.follow()).await {
+                tracing::warn!(error = %e, "redis_sentinel_lookup_failed");
+            }
         }
-        Ok(self.read().conn.clone())
+        self.read().conn.clone()
     }
 
     /// Notes a failed call: the errors a moved primary causes make the next
@@ -80,13 +94,16 @@ impl SentinelConnection {
     /// call asks again: after a failure, and after a call cancelled (its
     /// deadline passed) while it asked.
     async fn follow(&self) -> RedisResult<()> {
-        let mut sentinels = self.sentinels.lock().await;
-        // Cleared before asking: a disconnection seen meanwhile sets it again.
-        if !self.moved.swap(false, Ordering::AcqRel) {
+        let mut lookups = self.sentinels.lock().await;
+        let recent = lookups.last.is_some_and(|t| t.elapsed() < LOOKUP_GAP);
+        if recent || !self.moved.load(Ordering::Acquire) {
             return Ok(());
         }
+        lookups.last = Some(Instant::now());
+        // Cleared before asking: a disconnection seen meanwhile sets it again.
+        self.moved.store(false, Ordering::Release);
         let rearm = Rearm(&self.moved);
-        let client = sentinels.async_get_client().await?;
+        let client = lookups.client.async_get_client().await?;
         let addr = client.get_connection_info().addr().to_string();
         if addr != self.read().addr {
             let primary = Primary::connect(client, &self.manager, &self.moved).await?;

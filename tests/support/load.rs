@@ -160,6 +160,26 @@ impl Report {
     }
 }
 
+/// After a fault is over: a series write and read, a ticker write and read,
+/// and the health check, each working on `cache`.
+pub async fn assert_every_call_works(cache: &CacheManager) {
+    let bar = bar_at(100_000 * MINUTE, 7.0);
+    cache
+        .ohlcv()
+        .set_bars("SYM0USDT", TF, &[bar])
+        .await
+        .unwrap();
+    let latest = cache.ohlcv().get_latest_bar("SYM0USDT", TF).await.unwrap();
+    assert_eq!(latest, Some(bar));
+    let t = ticker("SYM0USDT", 5.0);
+    cache.market().set_ticker("SYM0USDT", &t).await.unwrap();
+    assert_eq!(
+        cache.market().get_ticker("SYM0USDT").await.unwrap(),
+        Some(t)
+    );
+    assert!(cache.health_check().await, "health check after the fault");
+}
+
 /// The ticker of version `v`.
 fn ticker_of(symbol: &str, v: i64) -> Ticker {
     Ticker {

@@ -24,6 +24,6 @@ pub use calls::*;
 pub use cluster::{RedisCluster, NODE_TIMEOUT_MS};
 pub use events::{capture_events, Events};
 pub use fixtures::*;
-pub use load::{Load, Report};
+pub use load::{assert_every_call_works, Load, Report};
 pub use sentinel::SentinelSet;
 pub use server::RedisServer;

@@ -33,10 +33,10 @@ pub(crate) struct Cluster {
     owners: RwLock<Option<(Instant, Arc<SlotOwners>)>>,
 }
 
-/// One batch of commands whose keys are all on one slot.
+/// One read whose keys are all on one slot.
 pub(crate) struct Part {
     pub slot: u16,
-    pub cmds: Vec<Cmd>,
+    pub cmd: Cmd,
 }
 
 /// Which node served which slots: `(first, last, "host:port")`, by `first`.
@@ -61,8 +61,8 @@ impl Cluster {
     }
 
     /// Sends every part of a read, one pipeline per node, all at once; the
-    /// answers of each part's commands, in order.
-    pub(crate) async fn read_parts(&self, parts: &[Part]) -> RedisResult<Vec<Vec<Value>>> {
+    /// answer of each part, in order.
+    pub(crate) async fn read_parts(&self, parts: &[Part]) -> RedisResult<Vec<Value>> {
         let forget = Forget(&self.owners);
         let owners = self.owners().await;
         let mut nodes: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -78,7 +78,7 @@ impl Cluster {
         let sends = nodes
             .iter()
             .map(|(node, ids)| self.send_to(node, ids, parts));
-        let mut answers: Vec<Option<Vec<Value>>> = parts.iter().map(|_| None).collect();
+        let mut answers: Vec<Option<Value>> = parts.iter().map(|_| None).collect();
         let sent = futures_util::future::join_all(sends).await;
         for ((_, ids), sent) in nodes.iter().zip(sent) {
             for (&i, answer) in ids.iter().zip(sent) {
@@ -91,35 +91,29 @@ impl Cluster {
         self.send_the_rest(parts, answers).await
     }
 
-    /// The parts `ids` in one pipeline to `node`: each part's answers, or
+    /// The parts `ids` in one pipeline to `node`: each part's answer, or
     /// `None` for a part to send again (an error answer, or no answer).
-    async fn send_to(&self, node: &str, ids: &[usize], parts: &[Part]) -> Vec<Option<Vec<Value>>> {
-        let none = || ids.iter().map(|_| None).collect();
-        let pipe = pipeline_of(ids.iter().flat_map(|&i| &parts[i].cmds));
-        let count = ids.iter().map(|&i| parts[i].cmds.len()).sum();
-        let Some(route) = address(node) else {
-            return none();
+    async fn send_to(&self, node: &str, ids: &[usize], parts: &[Part]) -> Vec<Option<Value>> {
+        let mut pipe = redis::pipe();
+        for &i in ids {
+            pipe.add_command(parts[i].cmd.clone());
+        }
+        let sent = match address(node) {
+            Some(route) => {
+                self.conn
+                    .clone()
+                    .route_pipeline(pipe, 0, ids.len(), route)
+                    .await
+            }
+            None => return ids.iter().map(|_| None).collect(),
         };
-        let sent = self
-            .conn
-            .clone()
-            .route_pipeline(pipe, 0, count, route)
-            .await;
-        let Ok(values) =
-            sent.map_err(drop)
-                .and_then(|v| if v.len() == count { Ok(v) } else { Err(()) })
-        else {
-            return none();
-        };
-        let mut rest = values.into_iter();
-        let split = ids
-            .iter()
-            .map(|&i| rest.by_ref().take(parts[i].cmds.len()).collect::<Vec<_>>());
-        let answers = split.map(|answer| {
-            let whole = !answer.iter().any(|v| matches!(v, Value::ServerError(_)));
-            whole.then_some(answer)
-        });
-        answers.collect()
+        match sent {
+            Ok(values) if values.len() == ids.len() => values
+                .into_iter()
+                .map(|v| (!matches!(v, Value::ServerError(_))).then_some(v))
+                .collect(),
+            _ => ids.iter().map(|_| None).collect(),
+        }
     }
 
     /// Sends the parts without an answer yet through redis-rs's routing, all
@@ -127,20 +121,19 @@ impl Cluster {
     async fn send_the_rest(
         &self,
         parts: &[Part],
-        answers: Vec<Option<Vec<Value>>>,
-    ) -> RedisResult<Vec<Vec<Value>>> {
-        let missing: Vec<usize> = (0..parts.len()).filter(|&i| answers[i].is_none()).collect();
-        let routed = missing.iter().map(|&i| {
-            let pipe = pipeline_of(&parts[i].cmds);
+        answers: Vec<Option<Value>>,
+    ) -> RedisResult<Vec<Value>> {
+        let missing = (0..parts.len()).filter(|&i| answers[i].is_none());
+        let routed = missing.map(|i| {
             let mut conn = self.conn.clone();
-            async move { pipe.query_async::<Vec<Value>>(&mut conn).await }
+            async move { parts[i].cmd.query_async::<Value>(&mut conn).await }
         });
         let mut resent = futures_util::future::try_join_all(routed)
             .await?
             .into_iter();
         let all = answers
             .into_iter()
-            .map(|a| a.or_else(|| resent.next()).unwrap_or_default());
+            .map(|a| a.or_else(|| resent.next()).unwrap_or(Value::Nil));
         Ok(all.collect())
     }
 
@@ -212,15 +205,6 @@ impl SlotOwners {
         let (first, last, node) = &self.0[i];
         (*first <= slot && slot <= *last).then_some(node.as_str())
     }
-}
-
-/// One pipeline of `cmds`, their answers not ignored.
-pub(crate) fn pipeline_of<'a>(cmds: impl IntoIterator<Item = &'a Cmd>) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    for cmd in cmds {
-        pipe.add_command(cmd.clone());
-    }
-    pipe
 }
 
 /// A node named `host:port` as redis-rs addresses it.

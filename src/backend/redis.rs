@@ -7,7 +7,7 @@
 //! sees a bar replaced halfway. Every read is one command (a range read, one
 //! `MULTI` transaction): one round trip, one atomic snapshot.
 
-use super::cluster::{key_slot, Part};
+use super::cluster::{key_slot, Cluster, Part};
 use super::connection::{within, Connection};
 use super::series::{self, UPSERT_LUA};
 use super::{BarRecord, SeriesWindow, SeriesWrite};
@@ -16,7 +16,7 @@ use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::SeriesKey;
 use bytes::Bytes;
-use redis::{Cmd, FromRedisValue, Pipeline, Value};
+use redis::{Cmd, FromRedisValue, Pipeline};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -95,26 +95,32 @@ impl RedisBackend {
             let cmd = redis::cmd("MGET").arg(as_strs(keys)).to_owned();
             return self.query(&cmd).await;
         };
+        self.mget_on_cluster(cluster, keys).await
+    }
+
+    /// One `MGET` per slot, in one pipeline per node (`cluster.rs`).
+    async fn mget_on_cluster<K, T>(&self, cluster: &Cluster, keys: &[K]) -> Result<Vec<Option<T>>>
+    where
+        K: AsRef<str>,
+        T: FromRedisValue,
+    {
         let groups = by_slot(keys);
         let parts: Vec<Part> = groups
             .iter()
             .map(|(slot, ids)| {
-                let cmd = redis::cmd("MGET")
-                    .arg(ids.iter().map(|&i| keys[i].as_ref()).collect::<Vec<_>>())
-                    .to_owned();
-                Part {
-                    slot: *slot,
-                    cmds: vec![cmd],
+                let mut cmd = redis::cmd("MGET");
+                for &i in ids {
+                    cmd.arg(keys[i].as_ref());
                 }
+                Part { slot: *slot, cmd }
             })
             .collect();
         let read = async { cluster.read_parts(&parts).await.map_err(Error::from) };
         let answers = within(self.deadline, read).await?;
         let mut found: Vec<Option<T>> = std::iter::repeat_with(|| None).take(keys.len()).collect();
-        for ((_, ids), mut answer) in groups.iter().zip(answers) {
+        for ((_, ids), answer) in groups.iter().zip(answers) {
             let values: Vec<Option<T>> =
-                FromRedisValue::from_redis_value(answer.pop().unwrap_or(Value::Nil))
-                    .map_err(redis::RedisError::from)?;
+                FromRedisValue::from_redis_value(answer).map_err(redis::RedisError::from)?;
             if values.len() != ids.len() {
                 return Err(Error::new(ErrorKind::Server, "MGET answered a wrong count"));
             }

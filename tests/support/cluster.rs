@@ -4,9 +4,9 @@
 //!
 //! A missing `redis-cli` fails the test, as a missing `redis-server` does.
 
-use super::RedisServer;
+use super::{wait_until, RedisServer};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a node may be unreachable before the cluster fails it over.
 pub const NODE_TIMEOUT_MS: u64 = 1_000;
@@ -158,15 +158,12 @@ impl RedisCluster {
     /// Waits until every live node reports every slot served, each
     /// primary's replicas in sync, and all nodes agree on the topology.
     pub fn wait_settled(&self) {
-        let deadline = Instant::now() + SETTLE;
-        while !self.settled() {
-            assert!(
-                Instant::now() < deadline,
-                "cluster did not settle in {SETTLE:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            "the cluster settled",
+            SETTLE,
+            || self.logs(),
+            || self.settled(),
+        );
     }
 
     fn settled(&self) -> bool {

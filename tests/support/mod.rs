@@ -26,4 +26,4 @@ pub use events::{capture_events, Events};
 pub use fixtures::*;
 pub use load::{assert_every_call_works, Load, Report};
 pub use sentinel::SentinelSet;
-pub use server::RedisServer;
+pub use server::{wait_until, RedisServer};

@@ -2,8 +2,8 @@
 //! loopback ports, killed on drop. The Sentinels fail a primary over after
 //! it has been unreachable for 1 s (quorum 2).
 
-use super::RedisServer;
-use std::time::{Duration, Instant};
+use super::{wait_until, RedisServer};
+use std::time::Duration;
 
 pub const MASTER: &str = "mymaster";
 
@@ -85,7 +85,6 @@ impl SentinelSet {
     /// Waits until the Sentinels name a primary other than node `old` and
     /// it answers as primary (the old one may take longer to follow).
     pub fn wait_failed_over_from(&self, old: usize) {
-        let deadline = Instant::now() + SETTLE;
         let promoted = |i: usize| {
             let conn = redis::Client::open(self.nodes[i].url()).and_then(|c| c.get_connection());
             let info: String = conn
@@ -93,28 +92,19 @@ impl SentinelSet {
                 .unwrap_or_default();
             info.lines().any(|l| l.trim() == "role:master")
         };
-        while self.primary() == old || !promoted(self.primary()) {
-            assert!(
-                Instant::now() < deadline,
-                "no failover within {SETTLE:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let failed_over = || self.primary() != old && promoted(self.primary());
+        wait_until("a failover", SETTLE, || self.logs(), failed_over);
     }
 
     /// The primary answers as one; each live replica is in sync with it; each
     /// Sentinel knows the replica.
     pub fn wait_settled(&self) {
-        let deadline = Instant::now() + SETTLE;
-        while !self.settled() {
-            assert!(
-                Instant::now() < deadline,
-                "not settled within {SETTLE:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            "the Sentinel set settled",
+            SETTLE,
+            || self.logs(),
+            || self.settled(),
+        );
     }
 
     fn settled(&self) -> bool {

@@ -372,6 +372,25 @@ impl Drop for RedisServer {
     }
 }
 
+/// Polls `done` every 20 ms until it holds; past `limit`, panics saying
+/// `what` did not happen, with the `logs` of the processes involved.
+pub fn wait_until(
+    what: &str,
+    limit: Duration,
+    logs: impl Fn() -> String,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A port that was free a moment ago, from the OS.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

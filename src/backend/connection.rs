@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Cmd, FromRedisValue, Pipeline, ProtocolVersion, RedisResult, Value};
+use redis::{Cmd, ConnectionInfo, FromRedisValue, Pipeline, ProtocolVersion, RedisResult, Value};
 use std::future::Future;
 use std::time::Duration;
 
@@ -26,45 +26,22 @@ impl Connection {
     /// Connects to `target` (not yet bounded: the caller bounds it).
     pub(crate) async fn connect(config: &CacheConfig, target: &RedisTarget) -> Result<Self> {
         match target {
-            RedisTarget::Standalone(info) => {
-                // RESP3: the connection tells the manager when Redis goes away,
-                // and the manager reconnects then, not at the next call.
-                let settings = info
-                    .redis_settings()
-                    .clone()
-                    .set_protocol(ProtocolVersion::RESP3);
-                let client = redis::Client::open(info.clone().set_redis_settings(settings))?;
-                check_credentials(&client, config).await?;
-                let manager = ConnectionManager::new_with_config(client, manager_config(config));
-                Ok(Self::Standalone(manager.await?))
-            }
-            RedisTarget::Cluster(nodes) => {
-                // Few, short retries: a call's deadline bounds them anyway, and
-                // what is left of it is better spent on the next call.
-                let client = ClusterClientBuilder::new(nodes.clone())
-                    .use_protocol(ProtocolVersion::RESP3)
-                    .connection_timeout(config.connect_timeout())
-                    .response_timeout(config.response_timeout())
-                    .retries(3)
-                    .max_retry_wait(200)
-                    .build()?;
-                let conn = client.get_async_connection().await;
-                Ok(Self::Cluster(Cluster::new(
-                    conn.map_err(refused_credentials)?,
-                )))
-            }
+            RedisTarget::Standalone(info) => connect_standalone(config, info).await,
+            RedisTarget::Cluster(nodes) => connect_cluster(config, nodes).await,
             RedisTarget::Sentinel {
                 master,
                 sentinels,
                 node,
             } => {
                 let manager = manager_config(config);
-                let conn = SentinelConnection::connect(master, sentinels, node, manager)
-                    .await
-                    .map_err(|e| {
+                let conn = SentinelConnection::connect(master, sentinels, node, manager).await;
+                let conn = conn.map_err(|e| match Error::from(e) {
+                    e if e.kind() == ErrorKind::Authentication => e,
+                    e => {
                         let what = format!("no Sentinel names a live primary for {master:?}");
                         Error::new(ErrorKind::Connection, what).with_source(e)
-                    })?;
+                    }
+                })?;
                 Ok(Self::Sentinel(Box::new(conn)))
             }
         }
@@ -177,6 +154,35 @@ impl Request<'_> {
             Request::Pipe(pipe) => pipe.query_async(conn).await,
         }
     }
+}
+
+async fn connect_standalone(config: &CacheConfig, info: &ConnectionInfo) -> Result<Connection> {
+    // RESP3: the connection tells the manager when Redis goes away, and the
+    // manager reconnects then, not at the next call.
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.clone().set_redis_settings(settings))?;
+    check_credentials(&client, config).await?;
+    let manager = ConnectionManager::new_with_config(client, manager_config(config));
+    Ok(Connection::Standalone(manager.await?))
+}
+
+async fn connect_cluster(config: &CacheConfig, nodes: &[ConnectionInfo]) -> Result<Connection> {
+    // Few, short retries: a call's deadline bounds them anyway, and what is
+    // left of it is better spent on the next call.
+    let client = ClusterClientBuilder::new(nodes.to_vec())
+        .use_protocol(ProtocolVersion::RESP3)
+        .connection_timeout(config.connect_timeout())
+        .response_timeout(config.response_timeout())
+        .retries(3)
+        .max_retry_wait(200)
+        .build()?;
+    let conn = client.get_async_connection().await;
+    Ok(Connection::Cluster(Cluster::new(
+        conn.map_err(refused_credentials)?,
+    )))
 }
 
 /// Sends once, and once more if the manager's last reconnection had been

@@ -1,5 +1,7 @@
-//! A Redis Cluster connection (redis-rs `ClusterConnection`), and the one
-//! thing it adds: a read that spans slots goes as one pipeline per node.
+//! A Redis Cluster connection (redis-rs `ClusterConnection`), the calls
+//! addressed to every primary or to one node by name (`SCAN`, the health
+//! check), and the one thing it adds: a read that spans slots goes as one
+//! pipeline per node.
 //!
 //! Redis refuses a command whose keys span slots, and redis-rs splits such
 //! a call into one request per slot: a hundred tickers on a hundred slots
@@ -17,8 +19,8 @@
 //! Routing, redirects and failover remain redis-rs's.
 
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, RedisResult, Value};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, RedisResult, Value};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -137,6 +139,29 @@ impl Cluster {
         Ok(all.collect())
     }
 
+    /// `cmd` on every primary, in parallel: each primary's address and
+    /// answer. A server error of one primary is its answer; a primary that
+    /// cannot be reached fails the whole.
+    pub(crate) async fn on_each_primary(&self, cmd: &Cmd) -> RedisResult<Vec<(String, Value)>> {
+        let every = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        match self.conn.clone().route_command(cmd.clone(), every).await? {
+            Value::Map(answers) => answers
+                .into_iter()
+                .map(|(addr, answer)| Ok((String::from_redis_value(addr)?, answer)))
+                .collect(),
+            other => Err(unexpected("the answers of every primary", &other)),
+        }
+    }
+
+    /// `cmd` on the node named `host:port`, as `on_each_primary` names it.
+    pub(crate) async fn on_node<T: FromRedisValue>(&self, node: &str, cmd: &Cmd) -> RedisResult<T> {
+        let route = address(node)
+            .ok_or_else(|| unexpected("a node address", &Value::SimpleString(node.into())))?;
+        let route = RoutingInfo::SingleNode(route);
+        let answer = self.conn.clone().route_command(cmd.clone(), route).await?;
+        T::from_redis_value(answer).map_err(Into::into)
+    }
+
     /// The slot map, asked for when not known or over a second old; `None`
     /// when Redis would not say (every part then goes through redis-rs's
     /// routing).
@@ -208,11 +233,16 @@ impl SlotOwners {
 }
 
 /// A node named `host:port` as redis-rs addresses it.
-pub(crate) fn address(node: &str) -> Option<SingleNodeRoutingInfo> {
+fn address(node: &str) -> Option<SingleNodeRoutingInfo> {
     let (host, port) = node.rsplit_once(':')?;
     let port = port.parse().ok()?;
     let host = host.to_string();
     Some(SingleNodeRoutingInfo::ByAddress { host, port })
+}
+
+fn unexpected(what: &str, got: &Value) -> redis::RedisError {
+    let detail = format!("expected {what}, got {got:?}");
+    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "cluster", detail))
 }
 
 /// The hash slot of `key`, as Redis computes it: CRC16 (XMODEM) of the

@@ -2,17 +2,16 @@
 //! `ConnectionManager`, reconnecting), a Cluster (`cluster.rs`, over redis-rs
 //! `ClusterConnection`: it routes each command by its keys' slot and follows
 //! `MOVED`, `ASK`, failovers and resharding), or the primary that Sentinels
-//! name (`sentinel.rs`). The few calls that must reach every primary (`SCAN`,
-//! the health check) name them here.
+//! name (`sentinel.rs`). The calls that must reach every primary (`SCAN`)
+//! are given the primaries' names here.
 
-use super::cluster::{self, Cluster};
+use super::cluster::Cluster;
 use super::sentinel::SentinelConnection;
 use crate::config::{CacheConfig, RedisTarget};
 use crate::error::{Error, ErrorKind, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Cmd, ConnectionInfo, FromRedisValue, Pipeline, ProtocolVersion, RedisResult, Value};
+use redis::{Cmd, ConnectionInfo, FromRedisValue, Pipeline, ProtocolVersion, RedisResult};
 use std::future::Future;
 use std::time::Duration;
 
@@ -95,44 +94,19 @@ impl Connection {
     /// each one that answers `PING` (one that does not fails the whole);
     /// otherwise the one server, named `""`, without a round trip.
     pub(crate) async fn primaries(&self) -> RedisResult<Vec<String>> {
-        if !self.is_cluster() {
-            return Ok(vec![String::new()]);
-        }
-        let answers = self.on_each_primary(&redis::cmd("PING")).await?;
-        Ok(answers.into_iter().map(|(node, _)| node).collect())
-    }
-
-    /// `cmd` on every primary of a cluster, in parallel: each primary's
-    /// address and answer. A server error of one primary is its answer; a
-    /// primary that cannot be reached fails the whole.
-    pub(crate) async fn on_each_primary(&self, cmd: &Cmd) -> RedisResult<Vec<(String, Value)>> {
         let Self::Cluster(c) = self else {
-            let answer = self.send::<Value>(cmd).await?;
-            return Ok(vec![(String::new(), answer)]);
+            return Ok(vec![String::new()]);
         };
-        let every = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-        match c.conn.clone().route_command(cmd.clone(), every).await? {
-            Value::Map(answers) => answers
-                .into_iter()
-                .map(|(addr, answer)| Ok((String::from_redis_value(addr)?, answer)))
-                .collect(),
-            other => Err(unexpected("the answers of every primary", &other)),
-        }
+        let answers = c.on_each_primary(&redis::cmd("PING")).await?;
+        Ok(answers.into_iter().map(|(node, _)| node).collect())
     }
 
     /// `cmd` on one node, named as [`primaries`](Self::primaries) names it.
     pub(crate) async fn on_node<T: FromRedisValue>(&self, node: &str, cmd: &Cmd) -> RedisResult<T> {
-        let Self::Cluster(c) = self else {
-            return self.send(cmd).await;
-        };
-        let node = cluster::address(node)
-            .ok_or_else(|| unexpected("a node address", &Value::SimpleString(node.into())))?;
-        let answer = c
-            .conn
-            .clone()
-            .route_command(cmd.clone(), RoutingInfo::SingleNode(node))
-            .await?;
-        T::from_redis_value(answer).map_err(Into::into)
+        match self {
+            Self::Cluster(c) => c.on_node(node, cmd).await,
+            _ => self.send(cmd).await,
+        }
     }
 }
 
@@ -257,9 +231,4 @@ fn refused_credentials(e: redis::RedisError) -> Error {
         return Error::new(ErrorKind::Authentication, what).with_source(e);
     }
     Error::from(e)
-}
-
-fn unexpected(what: &str, got: &Value) -> redis::RedisError {
-    let detail = format!("expected {what}, got {got:?}");
-    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "cluster", detail))
 }

@@ -316,12 +316,12 @@ impl RedisBackend {
     /// slot served (`CLUSTER INFO`): false while a slot is uncovered, as
     /// between a primary's death and its replica's promotion.
     pub(crate) async fn ping(&self) -> Result<()> {
-        if !self.conn.is_cluster() {
+        let Some(cluster) = self.conn.cluster() else {
             return self.query::<String>(&redis::cmd("PING")).await.map(drop);
-        }
+        };
         let info = redis::cmd("CLUSTER").arg("INFO").to_owned();
         let answers = within(self.deadline, async {
-            self.conn.on_each_primary(&info).await.map_err(Error::from)
+            cluster.on_each_primary(&info).await.map_err(Error::from)
         })
         .await?;
         for (node, answer) in answers {

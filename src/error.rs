@@ -127,12 +127,12 @@ impl std::error::Error for Error {
 
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
+        let codes = answered_codes(&e);
+        let has_code = |code: &str| codes.iter().any(|c| c == code);
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
         } else if e.kind() == redis::ErrorKind::AuthenticationFailed
-            || ["NOPERM", "NOAUTH", "WRONGPASS"]
-                .iter()
-                .any(|code| has_code(&e, code))
+            || ["NOPERM", "NOAUTH", "WRONGPASS"].into_iter().any(has_code)
         {
             ErrorKind::Authentication
         } else if e.is_io_error()
@@ -143,12 +143,12 @@ impl From<redis::RedisError> for Error {
                 redis::ErrorKind::ClusterConnectionNotFound
                     | redis::ErrorKind::MasterNameNotFoundBySentinel
             )
-            || UNAVAILABLE_CODES.iter().any(|code| has_code(&e, code))
+            || UNAVAILABLE_CODES.into_iter().any(has_code)
         {
             ErrorKind::Connection
         } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
             ErrorKind::Config
-        } else if has_code(&e, "WRONGTYPE") || has_code(&e, "CORRUPT") {
+        } else if has_code("WRONGTYPE") || has_code("CORRUPT") {
             ErrorKind::Codec
         } else {
             ErrorKind::Server
@@ -171,16 +171,18 @@ const UNAVAILABLE_CODES: [&str; 8] = [
     "NOREPLICAS",
 ];
 
-/// True when Redis answered `code` (`WRONGTYPE`: one of our keys holds a
-/// value of another Redis type, foreign data as a foreign string would be;
+/// The codes Redis answered (`WRONGTYPE`: one of our keys holds a value of
+/// another Redis type, foreign data as a foreign string would be;
 /// `CORRUPT`: the series script met a member or head that is not ours;
-/// `LOADING`: the server is not serving yet), to the command, to any
-/// command of a pipeline, or of a transaction it aborted.
-fn has_code(e: &redis::RedisError, code: &str) -> bool {
-    e.code() == Some(code)
-        || e.clone()
-            .into_server_errors()
-            .is_some_and(|errors| errors.iter().any(|(_, s)| s.code() == code))
+/// `LOADING`: the server is not serving yet): to the command, to any
+/// command of a pipeline, or of a transaction it aborted. Collected once:
+/// the error is classified against a dozen codes.
+fn answered_codes(e: &redis::RedisError) -> Vec<String> {
+    let mut codes: Vec<String> = e.code().map(str::to_string).into_iter().collect();
+    if let Some(errors) = e.clone().into_server_errors() {
+        codes.extend(errors.iter().map(|(_, s)| s.code().to_string()));
+    }
+    codes
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ mod support;
 use iftb_cache::{CacheManager, Timeframe};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use support::{assert_every_call_works, bar_at, ticker, Load, RedisCluster, NODE_TIMEOUT_MS};
+use support::{
+    assert_every_call_works, bar_at, ticker, wait_until, Load, NodeLine, RedisCluster,
+    NODE_TIMEOUT_MS,
+};
 
 const TF: Timeframe = Timeframe::M1;
 
@@ -171,26 +174,20 @@ async fn health_check_is_false_while_a_slot_is_uncovered() {
 /// How long the cluster took to serve every slot again after node `dead`'s
 /// death at `since`.
 fn wait_failed_over(cluster: &RedisCluster, dead: u16, since: Instant) -> Duration {
-    let deadline = since + Duration::from_secs(30);
-    loop {
+    let served = || {
         let topology = cluster.topology();
         let promoted = topology
             .iter()
             .filter(|n| n.primary && !n.failed && n.port != dead);
-        let served: usize = promoted
-            .flat_map(|n| &n.slots)
-            .map(|&(a, b)| (b - a) as usize + 1)
-            .sum();
-        if served == 16_384 {
-            return since.elapsed();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failover in 30 s\n{}",
-            cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        promoted.map(NodeLine::slot_count).sum::<usize>() == 16_384
+    };
+    wait_until(
+        "a failover",
+        Duration::from_secs(30),
+        || cluster.logs(),
+        served,
+    );
+    since.elapsed()
 }
 
 /// Ten primaries killed with SIGKILL in a row, under a mixed load of one
@@ -264,7 +261,7 @@ async fn slots_migrated_mid_load_are_ridden_through() {
         .into_iter()
         .find(|n| n.port == port)
         .unwrap();
-    let slots: usize = line.slots.iter().map(|&(a, b)| (b - a) as usize + 1).sum();
+    let slots = line.slot_count();
     tokio::task::block_in_place(|| {
         cluster.reshard(from, to, slots);
         cluster.wait_settled();

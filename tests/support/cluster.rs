@@ -253,6 +253,13 @@ impl RedisCluster {
     }
 }
 
+impl NodeLine {
+    /// How many slots it serves.
+    pub fn slot_count(&self) -> usize {
+        self.slots.iter().map(|&(a, b)| (b - a) as usize + 1).sum()
+    }
+}
+
 /// `<id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot>...`
 fn parse_node_line(line: &str) -> Option<NodeLine> {
     let fields: Vec<&str> = line.split_whitespace().collect();

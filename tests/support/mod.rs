@@ -21,7 +21,7 @@ pub mod series;
 pub use backends::{connect, embedded, with_cluster, with_redis, TestCache};
 pub use bounded::*;
 pub use calls::*;
-pub use cluster::{RedisCluster, NODE_TIMEOUT_MS};
+pub use cluster::{NodeLine, RedisCluster, NODE_TIMEOUT_MS};
 pub use events::{capture_events, Events};
 pub use fixtures::*;
 pub use load::{assert_every_call_works, Load, Report};

@@ -85,13 +85,7 @@ impl SentinelSet {
     /// Waits until the Sentinels name a primary other than node `old` and
     /// it answers as primary (the old one may take longer to follow).
     pub fn wait_failed_over_from(&self, old: usize) {
-        let promoted = |i: usize| {
-            let conn = redis::Client::open(self.nodes[i].url()).and_then(|c| c.get_connection());
-            let info: String = conn
-                .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
-                .unwrap_or_default();
-            info.lines().any(|l| l.trim() == "role:master")
-        };
+        let promoted = |i: usize| has_line(&self.replication(i), "role:master");
         let failed_over = || self.primary() != old && promoted(self.primary());
         wait_until("a failover", SETTLE, || self.logs(), failed_over);
     }
@@ -113,11 +107,8 @@ impl SentinelSet {
             if node.pid().is_none() {
                 return true;
             }
-            let conn = redis::Client::open(node.url()).and_then(|c| c.get_connection());
-            let info: String = conn
-                .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
-                .unwrap_or_default();
-            let has = |line: &str| info.lines().any(|l| l.trim() == line);
+            let info = self.replication(i);
+            let has = |line: &str| has_line(&info, line);
             if i == primary {
                 has("role:master")
             } else {
@@ -142,8 +133,20 @@ impl SentinelSet {
         roles_ok && known
     }
 
+    /// `INFO replication` of data node `i`; empty when it does not answer.
+    fn replication(&self, i: usize) -> String {
+        let conn = redis::Client::open(self.nodes[i].url()).and_then(|c| c.get_connection());
+        conn.and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
+            .unwrap_or_default()
+    }
+
     pub fn logs(&self) -> String {
         let all = self.nodes.iter().chain(&self.sentinels);
         all.map(|n| n.log()).collect::<Vec<_>>().join("\n")
     }
+}
+
+/// True when `info` has `line`, as an `INFO` section lists it.
+fn has_line(info: &str, line: &str) -> bool {
+    info.lines().any(|l| l.trim() == line)
 }

@@ -372,7 +372,7 @@ impl Drop for RedisServer {
     }
 }
 
-/// Polls `done` every 20 ms until it holds; past `limit`, panics saying
+/// Polls `done` every 10 ms until it holds; past `limit`, panics saying
 /// `what` did not happen, with the `logs` of the processes involved.
 pub fn wait_until(
     what: &str,
@@ -387,7 +387,7 @@ pub fn wait_until(
             "{what}: not within {limit:?}\n{}",
             logs()
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

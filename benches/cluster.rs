@@ -16,16 +16,13 @@ mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use common::{SYMBOL, TF, TTL};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use iftb_cache::{BarWriteOptions, CacheConfig, CacheManager, Ticker, Timeframe, WriteOptions};
+use iftb_cache::{BarWriteOptions, CacheConfig, CacheManager, Ticker, WriteOptions};
 use std::hint::black_box;
 use std::time::Duration;
 use support::{RedisCluster, RedisServer};
 use tokio::runtime::Runtime;
-
-const SYMBOL: &str = "BTCUSDT";
-const TF: Timeframe = Timeframe::M1;
-const TTL: Duration = Duration::from_secs(3_600);
 
 struct Fixture {
     rt: Runtime,

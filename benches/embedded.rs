@@ -6,15 +6,13 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::{SYMBOL, TF};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use iftb_cache::{CacheConfig, CacheManager, Timeframe};
+use iftb_cache::{CacheConfig, CacheManager};
 use std::hint::black_box;
 use std::time::Duration;
 use tokio::runtime::Runtime;
-
-const SYMBOL: &str = "BTCUSDT";
-const TF: Timeframe = Timeframe::M1;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()

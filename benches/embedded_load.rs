@@ -12,14 +12,13 @@
 mod common;
 
 use common::samples::{fmt_time, load_average, Samples};
+use common::{SYMBOL, TF};
 use iftb_cache::{BarWriteOptions, CacheConfig, CacheManager, LlmCache, Timeframe};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SYMBOL: &str = "BTCUSDT";
-const TF: Timeframe = Timeframe::M1;
 const RUN: Duration = Duration::from_secs(3);
 
 fn runtime() -> tokio::runtime::Runtime {

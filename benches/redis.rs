@@ -9,20 +9,16 @@ mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use common::{SYMBOL, TF, TTL};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use iftb_cache::{Bar, BarWriteOptions, CacheConfig, CacheManager, Timeframe, WriteOptions};
+use iftb_cache::{Bar, BarWriteOptions, CacheConfig, CacheManager, WriteOptions};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use support::RedisServer;
 use tokio::runtime::Runtime;
-
-const SYMBOL: &str = "BTCUSDT";
-const TF: Timeframe = Timeframe::M1;
-/// Every key this bench writes lives an hour: nothing expires mid-run.
-const TTL: Duration = Duration::from_secs(3_600);
 
 /// A server of the bench's own and a cache connected to it, on one runtime.
 struct Fixture {

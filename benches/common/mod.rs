@@ -6,6 +6,12 @@ pub mod samples;
 
 use iftb_cache::{Bar, CacheConfig, CacheManager, Ticker, Timeframe};
 
+/// The series every bench reads and writes.
+pub const SYMBOL: &str = "BTCUSDT";
+pub const TF: Timeframe = Timeframe::M1;
+/// Every key the Redis benches write lives an hour: nothing expires mid-run.
+pub const TTL: std::time::Duration = std::time::Duration::from_secs(3_600);
+
 /// The seed of every generator here.
 pub const SEED: u64 = 0x1F7B_CAC4_E000_0005;
 

@@ -347,6 +347,79 @@ pub(crate) fn archived_bar_timestamp(bar: &[u8; ARCHIVED_BAR_LEN]) -> i64 {
     i64::from_le_bytes(ts)
 }
 
+/// The order the bars of a series read must come in; a read out of it is
+/// corrupt, never handed out (a duplicate or a bar out of place would
+/// mislead every indicator).
+pub(crate) struct Order {
+    newest_first: bool,
+    last: Option<i64>,
+}
+
+impl Order {
+    pub(crate) fn newest_first() -> Self {
+        Order {
+            newest_first: true,
+            last: None,
+        }
+    }
+
+    pub(crate) fn oldest_first() -> Self {
+        Order {
+            newest_first: false,
+            last: None,
+        }
+    }
+
+    pub(crate) fn check(&mut self, ts: i64) -> Result<()> {
+        let in_order = |prev: i64| (ts < prev) == self.newest_first && ts != prev;
+        if !self.last.is_none_or(in_order) {
+            return Err(out_of_order(ts));
+        }
+        self.last = Some(ts);
+        Ok(())
+    }
+}
+
+#[cold]
+fn out_of_order(ts: i64) -> Error {
+    Error::codec(format!("series read is out of order at bar {ts}"))
+}
+
+/// The bars of a run (whole archived bars, oldest first), newest first.
+pub(crate) fn run_newest_first(
+    run: &[u8],
+) -> Result<std::iter::Rev<std::slice::ChunksExact<'_, u8>>> {
+    if run.is_empty() || !run.len().is_multiple_of(ARCHIVED_BAR_LEN) {
+        return Err(Error::codec(format!(
+            "a run of {} bytes is not whole {ARCHIVED_BAR_LEN}-byte bars",
+            run.len(),
+        )));
+    }
+    Ok(run.chunks_exact(ARCHIVED_BAR_LEN).rev())
+}
+
+/// Checks every bar of a series read, as bars and in order: runs newest
+/// first when `newest_first` (a read of the newest bars), oldest first
+/// otherwise (a window), each run oldest first.
+pub(crate) fn check_runs(runs: &[Bytes], newest_first: bool) -> Result<()> {
+    let mut order = if newest_first {
+        Order::newest_first()
+    } else {
+        Order::oldest_first()
+    };
+    for run in runs {
+        let bars = run_newest_first(run)?;
+        let mut check =
+            |bar: &[u8]| order.check(access_valid_archived_bar(bar)?.timestamp.to_native());
+        if newest_first {
+            bars.into_iter().try_for_each(&mut check)?;
+        } else {
+            bars.rev().try_for_each(&mut check)?;
+        }
+    }
+    Ok(())
+}
+
 /// Validates `bytes` and returns a zero-copy view of the archived value.
 ///
 /// # Errors

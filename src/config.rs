@@ -88,12 +88,17 @@ pub struct CacheConfig {
     embedded_capacity: NonZeroUsize,
     max_bars_per_series: Option<NonZeroUsize>,
     fail_open: bool,
+    near_cache: Option<NonZeroUsize>,
 }
+
+/// The least near cache [`build`](CacheConfigBuilder::build) accepts: below
+/// it, the engine's own tables would take most of it.
+pub const MIN_NEAR_CACHE_BYTES: usize = 64 << 10;
 
 impl CacheConfig {
     /// A builder starting from the defaults: embedded backend, namespace `iftb`,
     /// the original TTL table, 2 s connect and 1 s response timeouts, 256 MiB of
-    /// embedded capacity, no cap on bars per series, fail-open off.
+    /// embedded capacity, no cap on bars per series, fail-open off, no near cache.
     pub fn builder() -> CacheConfigBuilder {
         CacheConfigBuilder {
             config: CacheConfig {
@@ -105,6 +110,7 @@ impl CacheConfig {
                 embedded_capacity: NonZeroUsize::new(256 << 20).expect("non-zero"),
                 max_bars_per_series: None,
                 fail_open: false,
+                near_cache: None,
             },
             error: None,
             node_auth: None,
@@ -130,12 +136,15 @@ impl CacheConfig {
     /// `REDIS_SENTINEL_MASTER` (the monitored master's name); either wins over
     /// `REDIS_URL` and `REDIS_HOST`, and takes the data nodes' password from
     /// `REDIS_PASSWORD` (with `REDIS_USERNAME` for an ACL user).
-    /// `IFTB_CACHE_NAMESPACE` sets the key namespace.
+    /// `IFTB_CACHE_NAMESPACE` sets the key namespace, and
+    /// `IFTB_NEAR_CACHE_BYTES` turns on the [near cache](CacheConfigBuilder::near_cache)
+    /// with that many bytes.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for an unparsable URL, port or db, `REDIS_SENTINELS`
-    /// without `REDIS_SENTINEL_MASTER`, or a bad `.env` file.
+    /// [`ErrorKind::Config`] for an unparsable URL, port, db or byte count,
+    /// `REDIS_SENTINELS` without `REDIS_SENTINEL_MASTER`, or a bad `.env` file;
+    /// and as [`build`](CacheConfigBuilder::build).
     pub fn from_env() -> Result<Self> {
         let vars = env_with_dotenv(".env")?;
         Self::from_vars(|name| vars.get(name).cloned())
@@ -173,6 +182,13 @@ impl CacheConfig {
         }
         if let Some(ns) = get("IFTB_CACHE_NAMESPACE") {
             builder = builder.namespace(ns.trim());
+        }
+        if let Some(bytes) = get("IFTB_NEAR_CACHE_BYTES") {
+            let bytes = parse_var("IFTB_NEAR_CACHE_BYTES", Some(bytes), 0usize)?;
+            let bytes = NonZeroUsize::new(bytes).ok_or_else(|| {
+                config_error("IFTB_NEAR_CACHE_BYTES is 0: leave it unset for no near cache")
+            })?;
+            builder = builder.near_cache(bytes);
         }
         builder.build()
     }
@@ -259,6 +275,12 @@ impl CacheConfig {
         self.max_bars_per_series
     }
 
+    /// The near cache's capacity in bytes, when it is on; see
+    /// [`CacheConfigBuilder::near_cache`].
+    pub fn near_cache(&self) -> Option<NonZeroUsize> {
+        self.near_cache
+    }
+
     /// True when reads and writes fail open while the backend is unavailable;
     /// see [`CacheConfigBuilder::fail_open`].
     pub fn fail_open(&self) -> bool {
@@ -283,6 +305,7 @@ impl fmt::Debug for CacheConfig {
             .field("embedded_capacity", &self.embedded_capacity)
             .field("max_bars_per_series", &self.max_bars_per_series)
             .field("fail_open", &self.fail_open)
+            .field("near_cache", &self.near_cache)
             .finish()
     }
 }
@@ -480,13 +503,45 @@ impl CacheConfigBuilder {
         self
     }
 
+    /// A near cache of `bytes` (off by default): reads of bars, tickers,
+    /// funding rates, Fear & Greed, LLM results and the client's values are
+    /// answered from copies in process memory, kept in an embedded engine of
+    /// that capacity, while Redis confirms that they are current. Redis tells
+    /// the cache of every change to the namespace's keys (`CLIENT TRACKING`
+    /// in broadcast mode, RESP3 `invalidate` pushes), so a copy is dropped
+    /// within about a millisecond of another process' write on loopback; a
+    /// write of this process drops its copies before it returns. Whenever
+    /// Redis could have missed telling it (a lost connection, a failover, a
+    /// silent link), the whole near cache is dropped, and reads go to Redis
+    /// until tracking is on again. See the README's "Near cache" section.
+    ///
+    /// Needs Redis 6 or later, and a Redis backend: the embedded backend is
+    /// in process memory already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// let config = iftb_cache::CacheConfig::builder()
+    ///     .redis_url("redis://127.0.0.1:6379")
+    ///     .near_cache(NonZeroUsize::new(64 << 20).unwrap())
+    ///     .build()?;
+    /// assert_eq!(config.near_cache().map(NonZeroUsize::get), Some(64 << 20));
+    /// # Ok::<(), iftb_cache::Error>(())
+    /// ```
+    pub fn near_cache(mut self, bytes: NonZeroUsize) -> Self {
+        self.config.near_cache = Some(bytes);
+        self
+    }
+
     /// Validates and returns the configuration.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Config`] for a bad URL or namespace, a TTL under one
-    /// millisecond or over [`MAX_TTL`](crate::MAX_TTL), or a timeout under one
-    /// millisecond or over [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    /// millisecond or over [`MAX_TTL`](crate::MAX_TTL), a timeout under one
+    /// millisecond or over [`MAX_TIMEOUT`](crate::MAX_TIMEOUT), or a near
+    /// cache under [`MIN_NEAR_CACHE_BYTES`] or without Redis.
     pub fn build(self) -> Result<CacheConfig> {
         if let Some(e) = self.error {
             return Err(e);
@@ -511,8 +566,26 @@ impl CacheConfigBuilder {
                 )));
             }
         }
+        check_near_cache(&c)?;
         Ok(c)
     }
+}
+
+fn check_near_cache(c: &CacheConfig) -> Result<()> {
+    let Some(bytes) = c.near_cache else {
+        return Ok(());
+    };
+    if !c.is_redis() {
+        return Err(config_error(
+            "near_cache needs a Redis backend: the embedded backend is in process memory already",
+        ));
+    }
+    if bytes.get() < MIN_NEAR_CACHE_BYTES {
+        return Err(config_error(format!(
+            "near_cache of {bytes} bytes is under the {MIN_NEAR_CACHE_BYTES}-byte minimum"
+        )));
+    }
+    Ok(())
 }
 
 /// Sets the data nodes' credentials of a cluster or Sentinel backend.
@@ -716,6 +789,33 @@ mod tests {
         let err = bad_url.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(!err.to_string().contains("pw-secret"), "{err}");
+    }
+
+    #[test]
+    fn the_near_cache_is_off_by_default_and_needs_redis_and_room() {
+        let redis = [("REDIS_URL", "redis://127.0.0.1:7000")];
+        assert_eq!(
+            CacheConfig::from_vars(vars(&redis)).unwrap().near_cache(),
+            None
+        );
+        let on = CacheConfig::from_vars(vars(&[redis[0], ("IFTB_NEAR_CACHE_BYTES", "1048576")]));
+        assert_eq!(
+            on.unwrap().near_cache().map(NonZeroUsize::get),
+            Some(1 << 20)
+        );
+        let cases: [&[(&str, &str)]; 4] = [
+            &[("IFTB_NEAR_CACHE_BYTES", "1048576")],
+            &[redis[0], ("IFTB_NEAR_CACHE_BYTES", "0")],
+            &[redis[0], ("IFTB_NEAR_CACHE_BYTES", "lots")],
+            &[redis[0], ("IFTB_NEAR_CACHE_BYTES", "4096")],
+        ];
+        for case in cases {
+            let err = CacheConfig::from_vars(vars(case)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{case:?}");
+        }
+        let embedded = CacheConfig::builder().near_cache(NonZeroUsize::new(1 << 20).unwrap());
+        let err = embedded.build().unwrap_err();
+        assert!(err.to_string().contains("needs a Redis backend"), "{err}");
     }
 
     #[test]

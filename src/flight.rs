@@ -1,32 +1,42 @@
 //! Single flight: the callers of one process that miss on one key share one
-//! `OnceCell`, so one of them computes and the others await its result.
+//! `OnceCell`, so one of them computes (or fetches) and the others await its
+//! result. `get_or_compute` shares computations by value key; the near
+//! cache shares fetches by local key and the state it was read in.
 
 use crate::error::Result;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
-type Flight = OnceCell<Result<Bytes>>;
+type Flight<T> = OnceCell<Result<T>>;
 
-/// The computations in progress in this process, by value key.
-#[derive(Default)]
-pub(crate) struct Flights {
-    map: Mutex<HashMap<String, Arc<Flight>>>,
+/// The computations in progress in this process, by key.
+pub(crate) struct Flights<K = String, T = Bytes> {
+    map: Mutex<HashMap<K, Arc<Flight<T>>>>,
 }
 
-impl Flights {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Flight>>> {
+impl<K, T> Default for Flights<K, T> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, T> Flights<K, T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Flight<T>>>> {
         // Nothing panics while the map is locked; if it did, the map is still valid.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Joins the flight of `key`, starting one if there is none.
-    pub(crate) fn join(&self, key: &str) -> FlightGuard<'_> {
-        let cell = self.lock().entry(key.to_string()).or_default().clone();
+    pub(crate) fn join(&self, key: K) -> FlightGuard<'_, K, T> {
+        let cell = self.lock().entry(key.clone()).or_default().clone();
         FlightGuard {
             flights: self,
-            key: key.to_string(),
+            key,
             cell,
         }
     }
@@ -34,13 +44,13 @@ impl Flights {
 
 /// One caller's place in a flight; the last one out removes the flight, so
 /// that a finished flight (an error above all) is not reused.
-pub(crate) struct FlightGuard<'a> {
-    flights: &'a Flights,
-    key: String,
-    pub(crate) cell: Arc<Flight>,
+pub(crate) struct FlightGuard<'a, K: Hash + Eq + Clone = String, T = Bytes> {
+    flights: &'a Flights<K, T>,
+    key: K,
+    pub(crate) cell: Arc<Flight<T>>,
 }
 
-impl Drop for FlightGuard<'_> {
+impl<K: Hash + Eq + Clone, T> Drop for FlightGuard<'_, K, T> {
     fn drop(&mut self) {
         let mut map = self.flights.lock();
         // Clones are made and dropped under the lock: 2 means the map and us.
@@ -59,9 +69,9 @@ mod tests {
 
     #[test]
     fn a_flight_is_removed_by_its_last_member_only() {
-        let flights = Flights::default();
-        let a = flights.join("k");
-        let b = flights.join("k");
+        let flights: Flights = Flights::default();
+        let a = flights.join("k".to_string());
+        let b = flights.join("k".to_string());
         assert!(Arc::ptr_eq(&a.cell, &b.cell));
         drop(a);
         assert!(flights.lock().contains_key("k"));

@@ -65,7 +65,7 @@ mod shared;
 mod stats;
 
 pub use client::RedisClient;
-pub use config::{CacheConfig, CacheConfigBuilder, DataType};
+pub use config::{CacheConfig, CacheConfigBuilder, DataType, MIN_NEAR_CACHE_BYTES};
 pub use error::{Error, ErrorKind, Result};
 pub use limits::{
     MAX_BARS_PER_READ, MAX_KEY_LEN, MAX_SYMBOLS_PER_CALL, MAX_TIMEOUT, MAX_TTL, MAX_VALUE_LEN,

@@ -99,10 +99,12 @@ impl CacheManager {
         self.shared.backend.name()
     }
 
-    /// Hit, miss and error counters since connecting, and what
-    /// [fail-open mode](crate::CacheConfigBuilder::fail_open) absorbed.
+    /// Hit, miss and error counters since connecting, what
+    /// [fail-open mode](crate::CacheConfigBuilder::fail_open) absorbed, and
+    /// what the [near cache](crate::CacheConfigBuilder::near_cache) did.
     pub fn stats(&self) -> CacheStats {
-        self.shared.counters.snapshot()
+        let near = self.shared.backend.near_stats();
+        self.shared.counters.snapshot(near)
     }
 
     /// True when the backend answers (`PING` for Redis) within the response timeout.

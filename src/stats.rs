@@ -1,6 +1,7 @@
 //! Counters for the metrics the original asked to track: hits, misses, errors,
-//! and what fail-open mode absorbed.
+//! and what fail-open mode absorbed; and what the near cache did.
 
+use crate::backend::NearStats;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Live counters, shared by every clone of a [`CacheManager`](crate::CacheManager).
@@ -36,8 +37,14 @@ impl Counters {
         self.fail_open_dropped_writes.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> CacheStats {
+    pub(crate) fn snapshot(&self, near: Option<NearStats>) -> CacheStats {
+        let near = near.unwrap_or_default();
         CacheStats {
+            near_hits: near.hits,
+            near_misses: near.misses,
+            near_invalidations: near.invalidations,
+            near_flushes: near.flushes,
+            near_serving: near.serving,
             hits: self.hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             errors: self.errors.load(Relaxed),
@@ -66,6 +73,22 @@ pub struct CacheStats {
     /// Of `errors`, writes that [fail-open mode](crate::CacheConfigBuilder::fail_open)
     /// dropped: nothing was stored, and the caller saw success.
     pub fail_open_dropped_writes: u64,
+    /// Reads the [near cache](crate::CacheConfigBuilder::near_cache) answered
+    /// from a valid copy, with no round trip (a batch read counts each key).
+    /// These are in `hits` or `misses` too, as the value they found.
+    pub near_hits: u64,
+    /// Reads the near cache sent to Redis: no copy, or a dead one.
+    pub near_misses: u64,
+    /// Keys Redis said changed, and keys this process wrote: each drops
+    /// the near cache's copies of that key.
+    pub near_invalidations: u64,
+    /// Times every copy was dropped at once: a lost tracking connection, a
+    /// failover, `FLUSHALL`/`FLUSHDB`, `clear_all`.
+    pub near_flushes: u64,
+    /// True while the near cache serves: every node that serves the keys is
+    /// tracked. False without a near cache, and until tracking is on after
+    /// connecting or after a loss, while reads go to Redis.
+    pub near_serving: bool,
 }
 
 impl CacheStats {

@@ -162,6 +162,13 @@ impl Cluster {
         T::from_redis_value(answer).map_err(Into::into)
     }
 
+    /// `cmd` on any one node.
+    pub(crate) async fn on_any<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+        let answer = self.conn.clone().route_command(cmd.clone(), random).await?;
+        T::from_redis_value(answer).map_err(Into::into)
+    }
+
     /// The slot map, asked for when not known or over a second old; `None`
     /// when Redis would not say (every part then goes through redis-rs's
     /// routing).
@@ -175,8 +182,7 @@ impl Cluster {
             return Some(owners);
         }
         let ask = redis::cmd("CLUSTER").arg("SLOTS").to_owned();
-        let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-        let answer = self.conn.clone().route_command(ask, random).await.ok()?;
+        let answer = self.on_any::<Value>(&ask).await.ok()?;
         let owners = Arc::new(SlotOwners::parse(answer)?);
         let known = Some((Instant::now(), Arc::clone(&owners)));
         *self.owners.write().unwrap_or_else(|e| e.into_inner()) = known;

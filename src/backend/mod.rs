@@ -11,11 +11,14 @@
 mod cluster;
 mod connection;
 mod embedded;
+mod near;
 mod redis;
 mod sentinel;
 mod series;
+mod tracking;
 
 pub(crate) use self::embedded::EmbeddedBackend;
+pub(crate) use self::near::NearStats;
 pub(crate) use self::redis::RedisBackend;
 
 use crate::codec::ARCHIVED_BAR_LEN;
@@ -77,8 +80,21 @@ impl Backend {
     /// were stored, so need no check on the way out: the embedded engine
     /// keeps only bars this process encoded from validated `Bar`s. Bars
     /// read from Redis may be anyone's bytes, and are checked one by one.
+    /// So are the bars of a Redis backend with a near cache: it validates
+    /// them before it keeps them, and hands out only bars it validated.
     pub(crate) fn bars_validated(&self) -> bool {
-        matches!(self, Backend::Embedded(_))
+        match self {
+            Backend::Embedded(_) => true,
+            Backend::Redis(b) => b.near_stats().is_some(),
+        }
+    }
+
+    /// What the near cache did, when there is one.
+    pub(crate) fn near_stats(&self) -> Option<NearStats> {
+        match self {
+            Backend::Embedded(_) => None,
+            Backend::Redis(b) => b.near_stats(),
+        }
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {

@@ -6,10 +6,17 @@
 //! a script runs atomically, so a chunk is applied whole and a reader never
 //! sees a bar replaced halfway. Every read is one command (a range read, one
 //! `MULTI` transaction): one round trip, one atomic snapshot.
+//!
+//! With a near cache (`near.rs`, kept told by `tracking.rs`), reads go
+//! through it: a valid copy answers, and a miss sends the same read with the
+//! key's `PTTL` in the same round trip. Every write drops the copies of the
+//! keys it touches on its way out, whatever its outcome.
 
 use super::cluster::{key_slot, Cluster, Part};
 use super::connection::{within, Connection};
+use super::near::{Near, NearStats};
 use super::series::{self, UPSERT_LUA};
+use super::tracking::{self, Tracking};
 use super::{BarRecord, SeriesWindow, SeriesWrite};
 use crate::codec::{self, Kind};
 use crate::config::CacheConfig;
@@ -18,6 +25,7 @@ use crate::keys::SeriesKey;
 use bytes::Bytes;
 use redis::{Cmd, FromRedisValue, Pipeline};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Keys per SCAN step and per UNLINK of `clear_prefix`.
@@ -31,10 +39,13 @@ return 0
 "#;
 
 pub(crate) struct RedisBackend {
-    conn: Connection,
+    conn: Arc<Connection>,
     /// The response timeout plus a margin: the outer bound on any one call.
     deadline: Duration,
     upsert: redis::Script,
+    near: Option<Arc<Near>>,
+    /// Keeps `near` told while it lives.
+    _tracking: Option<Tracking>,
 }
 
 impl RedisBackend {
@@ -45,12 +56,41 @@ impl RedisBackend {
             .redis_target()
             .ok_or_else(|| Error::new(ErrorKind::Config, "Redis is not configured"))?;
         let connect = Connection::connect(config, target);
-        let conn = within(config.connect_deadline(), connect).await?;
+        let conn = Arc::new(within(config.connect_deadline(), connect).await?);
+        let (near, tracking) = match config.near_cache() {
+            None => (None, None),
+            Some(bytes) => {
+                let near = Arc::new(Near::new(bytes.get()));
+                let setup = tracking::Setup {
+                    prefix: format!("{}:", config.namespace()),
+                    target: target.clone(),
+                    connect_timeout: config.connect_timeout(),
+                };
+                let tracking = Tracking::start(&near, &conn, setup);
+                wait_serving(&near, config.connect_timeout()).await;
+                (Some(near), Some(tracking))
+            }
+        };
         Ok(Self {
             conn,
             deadline: config.call_deadline(),
             upsert: redis::Script::new(UPSERT_LUA),
+            near,
+            _tracking: tracking,
         })
+    }
+
+    pub(crate) fn near_stats(&self) -> Option<NearStats> {
+        self.near.as_ref().map(|n| n.stats())
+    }
+
+    /// Drops this process' copies of `keys` when dropped: on every way out
+    /// of a write, a cancelled one included.
+    fn touching<'a, K: AsRef<str>>(&'a self, keys: &'a [K]) -> Touched<'a, K> {
+        Touched {
+            near: self.near.as_deref(),
+            keys,
+        }
     }
 
     /// `"redis"`, `"redis-cluster"` or `"redis-sentinel"`.
@@ -77,11 +117,80 @@ impl RedisBackend {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.query(redis::cmd("GET").arg(key)).await
+        let Some(near) = &self.near else {
+            return self.query(redis::cmd("GET").arg(key)).await;
+        };
+        let get = redis::cmd("GET").arg(key).to_owned();
+        near.value(key, || self.with_pttl(&get, key)).await
     }
 
     pub(crate) async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        self.mget_any(keys).await
+        let Some(near) = &self.near else {
+            return self.mget_any(keys).await;
+        };
+        let fetch = |ids: Vec<usize>| async move {
+            let missing: Vec<&str> = ids.iter().map(|&i| keys[i].as_str()).collect();
+            self.mget_with_pttls(&missing).await
+        };
+        near.values(keys, fetch, Ok).await
+    }
+
+    /// `cmd` (a read of `key`) and `PTTL key`, in one round trip.
+    async fn with_pttl<T: FromRedisValue>(&self, cmd: &Cmd, key: &str) -> Result<(T, i64)> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone()).cmd("PTTL").arg(key);
+        self.query_pipe(&pipe).await
+    }
+
+    /// `MGET` of `keys` and the `PTTL` of each, in one round trip (on a
+    /// cluster, one per slot, in one pipeline per node).
+    async fn mget_with_pttls(&self, keys: &[&str]) -> Result<Vec<(Option<Bytes>, i64)>> {
+        let groups: Vec<(u16, Vec<usize>)> = match self.conn.cluster() {
+            Some(_) => by_slot(keys),
+            None => vec![(0, (0..keys.len()).collect())],
+        };
+        let mut parts = Vec::new();
+        for (slot, ids) in &groups {
+            let mut mget = redis::cmd("MGET");
+            for &i in ids {
+                mget.arg(keys[i]);
+            }
+            parts.push(Part {
+                slot: *slot,
+                cmd: mget,
+            });
+            for &i in ids {
+                let cmd = redis::cmd("PTTL").arg(keys[i]).to_owned();
+                parts.push(Part { slot: *slot, cmd });
+            }
+        }
+        let answers = self.read_all(&parts).await?;
+        let mut answers = answers.into_iter();
+        let mut found: Vec<(Option<Bytes>, i64)> = vec![(None, -2); keys.len()];
+        for (_, ids) in &groups {
+            let values: Vec<Option<Bytes>> = parse(answers.next())?;
+            if values.len() != ids.len() {
+                return Err(Error::new(ErrorKind::Server, "MGET answered a wrong count"));
+            }
+            for (&i, value) in ids.iter().zip(values) {
+                found[i] = (value, parse(answers.next())?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every part's answer, in order: on a cluster through `read_parts`,
+    /// otherwise in one pipeline.
+    async fn read_all(&self, parts: &[Part]) -> Result<Vec<redis::Value>> {
+        if let Some(cluster) = self.conn.cluster() {
+            let read = async { cluster.read_parts(parts).await.map_err(Error::from) };
+            return within(self.deadline, read).await;
+        }
+        let mut pipe = redis::pipe();
+        for part in parts {
+            pipe.add_command(part.cmd.clone());
+        }
+        self.query_pipe(&pipe).await
     }
 
     /// One `MGET`; on a cluster one per slot, one pipeline per node, all
@@ -137,6 +246,8 @@ impl RedisBackend {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
+        let keys = [key];
+        let _touched = self.touching(&keys);
         self.query(&cmd).await
     }
 
@@ -146,6 +257,8 @@ impl RedisBackend {
     /// its commands was redirected, and a `SET` replayed late could
     /// overwrite a newer value.
     pub(crate) async fn set_many(&self, items: &[(String, Bytes)], ttl: Duration) -> Result<()> {
+        let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+        let _touched = self.touching(&keys);
         let pipeline = |ids: &mut dyn Iterator<Item = usize>| {
             let mut pipe = redis::pipe();
             for (key, value) in ids.map(|i| &items[i]) {
@@ -161,7 +274,6 @@ impl RedisBackend {
         if !self.conn.is_cluster() {
             return self.query_pipe(&pipeline(&mut (0..items.len()))).await;
         }
-        let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
         let pipes: Vec<Pipeline> = by_slot(&keys)
             .into_iter()
             .map(|(_, ids)| pipeline(&mut ids.into_iter()))
@@ -172,6 +284,7 @@ impl RedisBackend {
     }
 
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<u64> {
+        let _touched = self.touching(keys);
         self.query(redis::cmd("UNLINK").arg(keys)).await
     }
 
@@ -186,6 +299,8 @@ impl RedisBackend {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value.as_ref()).arg("NX").arg("PX");
         cmd.arg(ttl_millis(ttl)).arg("GET");
+        let keys = [key];
+        let _touched = self.touching(&keys);
         let found: Option<Vec<u8>> = self.query(&cmd).await?;
         Ok(found.is_none_or(|old| old == value.as_ref()))
     }
@@ -196,6 +311,8 @@ impl RedisBackend {
     pub(crate) async fn delete_if_equals(&self, key: &str, value: &[u8]) -> Result<bool> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(DELETE_IF_EQUALS_LUA).arg(1).arg(key).arg(value);
+        let keys = [key];
+        let _touched = self.touching(&keys);
         let deleted: u64 = self.query(&cmd).await?;
         Ok(deleted > 0)
     }
@@ -206,6 +323,8 @@ impl RedisBackend {
     /// which loads it on the node that runs it, within the one deadline of
     /// the call. Resending is safe: an upsert is idempotent.
     pub(crate) async fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
+        let keys = [w.key.set(), w.key.head()];
+        let _touched = self.touching(&keys);
         let write = async {
             match self.send_pipe::<()>(&self.upsert_pipeline(w, true)).await {
                 Err(e) if is_noscript(&e) => self.send_pipe(&self.upsert_pipeline(w, false)).await,
@@ -253,18 +372,34 @@ impl RedisBackend {
             .arg(members - 1)
             .arg("REV")
             .to_owned();
-        let fetched: Vec<Bytes> = self.query(&cmd).await?;
-        series::newest(&fetched, n)
+        let Some(near) = &self.near else {
+            let fetched: Vec<Bytes> = self.query(&cmd).await?;
+            return series::newest(&fetched, n);
+        };
+        let fetch = || async {
+            let (fetched, pttl): (Vec<Bytes>, i64) = self.with_pttl(&cmd, key.set()).await?;
+            Ok((series::newest(&fetched, n)?, pttl))
+        };
+        near.newest(key.set(), n, fetch).await
     }
 
     /// The head: one `GET` of one small value.
     pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<BarRecord>> {
-        let head: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key.head())).await?;
-        head.map(series::head_bar).transpose()
+        let get = redis::cmd("GET").arg(key.head()).to_owned();
+        let Some(near) = &self.near else {
+            let head: Option<Vec<u8>> = self.query(&get).await?;
+            return head.map(series::head_bar).transpose();
+        };
+        let fetch = || async {
+            let (head, pttl): (Option<Vec<u8>>, i64) = self.with_pttl(&get, key.head()).await?;
+            Ok((head.map(series::head_bar).transpose()?, pttl))
+        };
+        near.latest(key.head(), fetch).await
     }
 
     /// The run holding `from` and the runs that start inside the window, in
-    /// one `MULTI` transaction: one round trip, one snapshot.
+    /// one `MULTI` transaction: one round trip, one snapshot (with the
+    /// set's `PTTL` in it, for a near cache's copy).
     pub(crate) async fn series_range(&self, w: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -285,13 +420,27 @@ impl RedisBackend {
             .arg("LIMIT")
             .arg(0)
             .arg(series::members_for_window(w.limit));
-        let (mut members, inside): (Vec<Bytes>, Vec<Bytes>) = self.query_pipe(&pipe).await?;
-        members.extend(inside);
-        series::window(&members, w.from, w.to, w.limit)
+        let window = |mut members: Vec<Bytes>, inside: Vec<Bytes>| {
+            members.extend(inside);
+            series::window(&members, w.from, w.to, w.limit)
+        };
+        let Some(near) = &self.near else {
+            let (members, inside) = self.query_pipe(&pipe).await?;
+            return window(members, inside);
+        };
+        pipe.cmd("PTTL").arg(w.key.set());
+        let fetch = || async {
+            let (members, inside, pttl) = self.query_pipe(&pipe).await?;
+            Ok((window(members, inside)?, pttl))
+        };
+        near.range(w.key.set(), (w.from, w.to, w.limit), fetch)
+            .await
     }
 
     /// Both keys in one `UNLINK`.
     pub(crate) async fn series_delete(&self, key: &SeriesKey) -> Result<bool> {
+        let keys = [key.set(), key.head()];
+        let _touched = self.touching(&keys);
         let cmd = redis::cmd("UNLINK")
             .arg(key.set())
             .arg(key.head())
@@ -305,11 +454,19 @@ impl RedisBackend {
         keys: &[SeriesKey],
     ) -> Result<Vec<Option<BarRecord>>> {
         let heads = keys.iter().map(|k| k.head()).collect::<Vec<_>>();
-        let found: Vec<Option<Vec<u8>>> = self.mget_any(&heads).await?;
-        found
-            .into_iter()
-            .map(|head| head.map(series::head_bar).transpose())
-            .collect()
+        let Some(near) = &self.near else {
+            let found: Vec<Option<Vec<u8>>> = self.mget_any(&heads).await?;
+            return found
+                .into_iter()
+                .map(|head| head.map(series::head_bar).transpose())
+                .collect();
+        };
+        let heads = &heads;
+        let fetch = |ids: Vec<usize>| async move {
+            let missing: Vec<&str> = ids.iter().map(|&i| heads[i]).collect();
+            self.mget_with_pttls(&missing).await
+        };
+        near.latest_many(heads, fetch).await
     }
 
     /// `PING`; on a cluster, every primary reports the cluster up with every
@@ -339,6 +496,7 @@ impl RedisBackend {
     /// `KEYS` or a `FLUSHDB` of a shared database would. (Keys a reshard
     /// moves while the scan runs may be missed; call it again after.)
     pub(crate) async fn clear_prefix(&self, prefix: &str) -> Result<u64> {
+        let _flushed = Flushed(self.near.as_deref());
         let pattern = format!("{prefix}*");
         let primaries = within(self.deadline, async {
             self.conn.primaries().await.map_err(Error::from)
@@ -376,8 +534,56 @@ impl RedisBackend {
     }
 
     pub(crate) async fn flush_db(&self) -> Result<()> {
+        let _flushed = Flushed(self.near.as_deref());
         self.query(&redis::cmd("FLUSHDB")).await
     }
+}
+
+/// Drops the near cache's copies of `keys` when dropped.
+struct Touched<'a, K: AsRef<str>> {
+    near: Option<&'a Near>,
+    keys: &'a [K],
+}
+
+impl<K: AsRef<str>> Drop for Touched<'_, K> {
+    fn drop(&mut self) {
+        if let Some(near) = self.near {
+            self.keys
+                .iter()
+                .for_each(|k| near.invalidate(k.as_ref().as_bytes()));
+        }
+    }
+}
+
+/// Drops every copy of the near cache when dropped.
+struct Flushed<'a>(Option<&'a Near>);
+
+impl Drop for Flushed<'_> {
+    fn drop(&mut self) {
+        if let Some(near) = self.0 {
+            near.flush("this process cleared keys");
+        }
+    }
+}
+
+/// Waits, up to `limit`, for the near cache to serve: until then reads go
+/// to Redis, which is correct but not what a caller who asked for it expects
+/// of the first reads after connecting.
+async fn wait_serving(near: &Near, limit: Duration) {
+    let serving = async {
+        while !near.serving() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    if tokio::time::timeout(limit, serving).await.is_err() {
+        tracing::warn!(?limit, "near_cache_not_serving_yet");
+    }
+}
+
+/// One answer of a pipeline, as a `T`.
+fn parse<T: FromRedisValue>(answer: Option<redis::Value>) -> Result<T> {
+    let answer = answer.ok_or_else(|| Error::new(ErrorKind::Server, "a reply was missing"))?;
+    T::from_redis_value(answer).map_err(|e| Error::from(redis::RedisError::from(e)))
 }
 
 /// The indices of `keys` grouped by cluster slot, groups in the order of

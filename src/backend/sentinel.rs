@@ -39,6 +39,7 @@ struct Lookups {
 /// The primary in use and its address, to tell a new one from the same.
 struct Primary {
     addr: String,
+    info: ConnectionInfo,
     conn: ConnectionManager,
 }
 
@@ -114,6 +115,11 @@ impl SentinelConnection {
         Ok(())
     }
 
+    /// Where the primary in use is, with the credentials to reach it.
+    pub(crate) fn primary_info(&self) -> ConnectionInfo {
+        self.read().info.clone()
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Primary> {
         self.primary.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -134,7 +140,8 @@ impl Primary {
         manager: &ConnectionManagerConfig,
         moved: &Arc<AtomicBool>,
     ) -> RedisResult<Self> {
-        let addr = client.get_connection_info().addr().to_string();
+        let info = client.get_connection_info().clone();
+        let addr = info.addr().to_string();
         let on_push = {
             let moved = Arc::clone(moved);
             move |push: redis::PushInfo| {
@@ -146,7 +153,7 @@ impl Primary {
         };
         let config = manager.clone().set_push_sender(on_push);
         let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self { addr, conn })
+        Ok(Self { addr, info, conn })
     }
 }
 

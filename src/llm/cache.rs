@@ -248,7 +248,7 @@ impl<'a> LlmCache<'a> {
             })?;
             encode_json(&value)
         };
-        let flight = self.shared.flights.join(&key);
+        let flight = self.shared.flights.join(key.clone());
         let lead = || self.lead::<T>(&key, ttl, lease, compute);
         let shared = flight.cell.get_or_init(lead).await.clone();
         drop(flight);

@@ -5,8 +5,11 @@
 //! across the whole read, or it is corrupt. Bars from the embedded engine
 //! were validated when it stored them (`Backend::bars_validated`).
 
-use crate::codec::{access_archived_bar, access_valid_archived_bar, ARCHIVED_BAR_LEN as BAR_LEN};
-use crate::error::{Error, Result};
+use crate::codec::{
+    access_archived_bar, access_valid_archived_bar, check_runs, run_newest_first as newest_first,
+    Order, ARCHIVED_BAR_LEN as BAR_LEN,
+};
+use crate::error::Result;
 use crate::model::{ArchivedBar, Bar};
 use bytes::Bytes;
 use std::sync::OnceLock;
@@ -43,17 +46,13 @@ impl ArchivedBars {
     /// Validates every bar and their order, unless `validated` says the
     /// backend did as it stored them; after this, reading them cannot fail.
     pub(super) fn new(runs: Vec<Bytes>, validated: bool) -> Result<Self> {
-        let mut len = 0;
-        let mut order = Order::newest_first();
-        for run in &runs {
-            let bars = newest_first(run)?;
-            len += bars.len();
-            if !validated {
-                for bar in bars {
-                    order.check(access_valid_archived_bar(bar)?.timestamp.to_native())?;
-                }
-            }
+        if !validated {
+            check_runs(&runs, true)?;
         }
+        let counts = runs
+            .iter()
+            .map(|run| newest_first(run).map(|bars| bars.len()));
+        let len = counts.sum::<Result<usize>>()?;
         Ok(Self {
             runs,
             before: OnceLock::new(),
@@ -147,52 +146,4 @@ pub(super) fn decode_bar(bar: &[u8], validated: bool) -> Result<Bar> {
         return access_archived_bar(bar).map(ArchivedBar::to_bar);
     }
     access_valid_archived_bar(bar).map(ArchivedBar::to_bar)
-}
-
-/// The order a read must come in; a read out of it is corrupt, never handed
-/// out (a duplicate or a bar out of place would mislead every indicator).
-struct Order {
-    newest_first: bool,
-    last: Option<i64>,
-}
-
-impl Order {
-    fn newest_first() -> Self {
-        Order {
-            newest_first: true,
-            last: None,
-        }
-    }
-
-    fn oldest_first() -> Self {
-        Order {
-            newest_first: false,
-            last: None,
-        }
-    }
-
-    fn check(&mut self, ts: i64) -> Result<()> {
-        let in_order = |prev: i64| (ts < prev) == self.newest_first && ts != prev;
-        if !self.last.is_none_or(in_order) {
-            return Err(out_of_order(ts));
-        }
-        self.last = Some(ts);
-        Ok(())
-    }
-}
-
-#[cold]
-fn out_of_order(ts: i64) -> Error {
-    Error::codec(format!("series read is out of order at bar {ts}"))
-}
-
-/// The bars of a run (whole bars, oldest first), newest first.
-fn newest_first(run: &[u8]) -> Result<std::iter::Rev<std::slice::ChunksExact<'_, u8>>> {
-    if run.is_empty() || !run.len().is_multiple_of(BAR_LEN) {
-        return Err(Error::codec(format!(
-            "a run of {} bytes is not whole {BAR_LEN}-byte bars",
-            run.len(),
-        )));
-    }
-    Ok(run.chunks_exact(BAR_LEN).rev())
 }

@@ -34,6 +34,35 @@ pub async fn with_redis() -> TestCache {
     }
 }
 
+/// A cache on a fresh redis-server of its own, with a near cache (8 MiB)
+/// serving before the test begins.
+pub async fn with_near() -> TestCache {
+    let server = RedisServer::start();
+    let cache = connect(&server, |b| b.near_cache(NEAR_BYTES)).await;
+    assert_near_serving(&cache).await;
+    TestCache {
+        cache,
+        server: Some(server),
+        cluster: None,
+    }
+}
+
+/// The near cache of the tests' caches.
+pub const NEAR_BYTES: std::num::NonZeroUsize = std::num::NonZeroUsize::new(8 << 20).unwrap();
+
+/// Waits until the near cache of `cache` serves: tracking is on.
+pub async fn assert_near_serving(cache: &iftb_cache::CacheManager) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !cache.stats().near_serving {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the near cache never served: {:?}",
+            cache.stats()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// A cache on a cluster of its own: 3 primaries, no replicas (the failover
 /// tests make their own, with replicas).
 pub async fn with_cluster() -> TestCache {
@@ -62,7 +91,8 @@ pub async fn connect(
 }
 
 /// Runs each listed `async fn(&TestCache)` as a test on every backend:
-/// `on_embedded::name`, `on_redis::name` and `on_cluster::name`.
+/// `on_embedded::name`, `on_redis::name`, `on_near::name` (one server, with
+/// a near cache) and `on_cluster::name`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -80,6 +110,15 @@ macro_rules! on_both_backends {
                 #[tokio::test]
                 async fn $name() {
                     let t = $crate::support::with_redis().await;
+                    super::$name(&t).await;
+                }
+            )*
+        }
+        mod on_near {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = $crate::support::with_near().await;
                     super::$name(&t).await;
                 }
             )*

@@ -18,7 +18,10 @@ pub mod shapes;
 #[path = "../../fuzz/src/series.rs"]
 pub mod series;
 
-pub use backends::{connect, embedded, with_cluster, with_redis, TestCache};
+pub use backends::{
+    assert_near_serving, connect, embedded, with_cluster, with_near, with_redis, TestCache,
+    NEAR_BYTES,
+};
 pub use bounded::*;
 pub use calls::*;
 pub use cluster::{NodeLine, RedisCluster, NODE_TIMEOUT_MS};

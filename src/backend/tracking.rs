@@ -1,0 +1,362 @@
+//! Keeping the near cache told: one connection to each node that can take
+//! writes to the namespace's keys, in RESP3 with `CLIENT TRACKING ON BCAST
+//! PREFIX {namespace}:`, whose `invalidate` pushes reach `near.rs` from
+//! redis-rs's push-message plumbing.
+//!
+//! Broadcast mode, not the default mode in which Redis remembers the keys
+//! each client read: the data connection stays as it is (its reconnects,
+//! the cluster's routing, Sentinel's failovers are not tied to tracking),
+//! Redis keeps no per-key table for us (so `tracking-table-max-keys` never
+//! evicts one of our keys from it), and a node tells of every change under
+//! the prefix, whoever reads what. The price is a push for every write in
+//! the namespace, read by this process or not.
+//!
+//! A supervisor task keeps one tracker per node that serves the keys: the
+//! one server; Sentinel's primary; on a cluster, every primary that owns
+//! slots (`CLUSTER NODES`) and every empty one (a reshard's target). The
+//! near cache serves only while each is up and together they own every
+//! slot. Anything that could hide a change stops it at once and drops every
+//! copy: a tracker's connection lost (a restart, `CLIENT KILL`, a reset), a
+//! heartbeat unanswered for [`SILENCE`] (a link gone quiet), a node joining
+//! the set or leaving it (a failover, a reshard). The supervisor checks the
+//! set every [`TICK`] and starts serving again once every tracker is up.
+
+use super::connection::Connection;
+use super::near::Near;
+use crate::config::RedisTarget;
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ProtocolVersion};
+use redis::{PushInfo, PushKind, RedisResult, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// How often the supervisor checks the set of nodes, and each tracker pings.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+/// How long a tracker's ping may go unanswered before its node counts as
+/// lost: its link may have gone silent, and changes with it.
+pub(crate) const SILENCE: Duration = Duration::from_millis(250);
+
+/// A reconnecting tracker waits this long between attempts.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// The running tracking of one backend; stops it when dropped.
+pub(crate) struct Tracking(JoinHandle<()>);
+
+impl Drop for Tracking {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the supervisor needs to know the nodes and reach them.
+pub(crate) struct Setup {
+    pub prefix: String,
+    pub target: RedisTarget,
+    pub connect_timeout: Duration,
+}
+
+impl Tracking {
+    /// Starts tracking for `near` over the nodes `conn` reaches.
+    pub(crate) fn start(near: &Arc<Near>, conn: &Arc<Connection>, setup: Setup) -> Self {
+        let supervisor = supervise(Arc::downgrade(near), Arc::downgrade(conn), setup);
+        Self(tokio::spawn(supervisor))
+    }
+}
+
+/// One node's tracker; stops it when dropped.
+struct Tracker {
+    up: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn supervise(near: Weak<Near>, conn: Weak<Connection>, setup: Setup) {
+    let changed = Arc::new(Notify::new());
+    let mut trackers: BTreeMap<String, Tracker> = BTreeMap::new();
+    loop {
+        let (Some(near), Some(conn)) = (near.upgrade(), conn.upgrade()) else {
+            return;
+        };
+        let seen = near.state();
+        let nodes = tokio::time::timeout(SILENCE, nodes(&conn, &setup.target)).await;
+        match nodes {
+            Ok(Ok(nodes)) => {
+                let before = trackers.len();
+                trackers.retain(|addr, _| nodes.contains_key(addr));
+                let left = trackers.len() < before;
+                let mut joined = false;
+                for (addr, info) in nodes {
+                    trackers.entry(addr).or_insert_with(|| {
+                        joined = true;
+                        start_tracker(&near, info, &setup, &changed)
+                    });
+                }
+                if left || joined {
+                    near.lost("the set of tracked nodes changed");
+                } else if trackers.values().all(|t| t.up.load(Ordering::Acquire)) {
+                    near.resume(seen);
+                }
+            }
+            // The nodes cannot be known: one of them may be new.
+            _ if near.serving() => near.lost("the cluster's nodes could not be listed"),
+            _ => {}
+        }
+        drop((near, conn));
+        let _ = tokio::time::timeout(TICK, changed.notified()).await;
+    }
+}
+
+fn start_tracker(
+    near: &Arc<Near>,
+    info: ConnectionInfo,
+    setup: &Setup,
+    changed: &Arc<Notify>,
+) -> Tracker {
+    let up = Arc::new(AtomicBool::new(false));
+    let node = Node {
+        near: Arc::downgrade(near),
+        info,
+        prefix: setup.prefix.clone(),
+        connect_timeout: setup.connect_timeout,
+        up: Arc::clone(&up),
+        changed: Arc::clone(changed),
+    };
+    Tracker {
+        up,
+        task: tokio::spawn(node.run()),
+    }
+}
+
+/// One tracked node and what its tracker reports to.
+struct Node {
+    near: Weak<Near>,
+    info: ConnectionInfo,
+    prefix: String,
+    connect_timeout: Duration,
+    up: Arc<AtomicBool>,
+    changed: Arc<Notify>,
+}
+
+impl Node {
+    /// Tracks the node for as long as the supervisor keeps it: connects,
+    /// turns tracking on, pings; and again, after each loss.
+    async fn run(self) {
+        loop {
+            let ended = self.session().await;
+            self.down(&match ended {
+                Ok(()) => "its tracking connection was lost".to_string(),
+                Err(e) => format!("tracking failed: {e}"),
+            });
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Not up any more, and every copy dropped: in this order, so that a
+    /// supervisor that saw it up before the loss cannot resume after it.
+    fn down(&self, why: &str) {
+        self.up.store(false, Ordering::Release);
+        if let Some(near) = self.near.upgrade() {
+            near.lost(&format!("{}: {why}", self.info.addr()));
+        }
+        self.changed.notify_one();
+    }
+
+    /// One connection's life: up once tracking is on, until it is lost or a
+    /// ping goes unanswered for [`SILENCE`].
+    async fn session(&self) -> RedisResult<()> {
+        let near = self.near.clone();
+        let up = Arc::clone(&self.up);
+        let changed = Arc::clone(&self.changed);
+        let addr = self.info.addr().to_string();
+        let on_push = move |push: PushInfo| {
+            let Some(near) = near.upgrade() else {
+                return Ok::<(), std::convert::Infallible>(());
+            };
+            match push.kind {
+                PushKind::Invalidate => match push.data.first() {
+                    Some(Value::Array(keys)) => keys.iter().for_each(|k| invalidate(&near, k)),
+                    // FLUSHALL, FLUSHDB: a null instead of the keys.
+                    _ => near.flush("Redis flushed the database"),
+                },
+                PushKind::Disconnection => {
+                    up.store(false, Ordering::Release);
+                    near.lost(&format!("{addr}: its tracking connection was lost"));
+                    changed.notify_one();
+                }
+                _ => {}
+            }
+            Ok(())
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(SILENCE))
+            .set_push_sender(on_push);
+        let client = Client::open(self.info.clone())?;
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let mut track = redis::cmd("CLIENT");
+        track
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(&self.prefix);
+        track.query_async::<()>(&mut conn).await?;
+        self.up.store(true, Ordering::Release);
+        self.changed.notify_one();
+        loop {
+            tokio::time::sleep(TICK).await;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        }
+    }
+}
+
+fn invalidate(near: &Near, key: &Value) {
+    match key {
+        Value::BulkString(k) => near.invalidate(k),
+        Value::SimpleString(k) => near.invalidate(k.as_bytes()),
+        // A key in a form never seen: drop everything rather than guess.
+        _ => near.flush("an invalidation named a key in an unknown form"),
+    }
+}
+
+/// The nodes to track, by address: the one server, Sentinel's primary, or
+/// a cluster's primaries (`cluster_primaries`).
+async fn nodes(
+    conn: &Connection,
+    target: &RedisTarget,
+) -> RedisResult<BTreeMap<String, ConnectionInfo>> {
+    let infos = match (target, conn) {
+        (RedisTarget::Standalone(info), _) => vec![info.clone()],
+        (RedisTarget::Sentinel { .. }, Connection::Sentinel(s)) => vec![s.primary_info()],
+        (RedisTarget::Cluster(seeds), Connection::Cluster(c)) => {
+            let listing: String = c
+                .on_any(&redis::cmd("CLUSTER").arg("NODES").to_owned())
+                .await?;
+            let addrs = cluster_primaries(&listing).ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "CLUSTER NODES leaves slots without a primary",
+                ))
+            })?;
+            addrs
+                .into_iter()
+                .map(|(host, port)| node_info(&seeds[0], host, port))
+                .collect()
+        }
+        _ => {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the connection is not the target's",
+            )))
+        }
+    };
+    Ok(infos
+        .into_iter()
+        .map(|info| {
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            let info = info.set_redis_settings(settings);
+            (info.addr().to_string(), info)
+        })
+        .collect())
+}
+
+/// A cluster node at `host:port`, with the seed node's credentials and TLS mode.
+fn node_info(seed: &ConnectionInfo, host: String, port: u16) -> ConnectionInfo {
+    let addr = match seed.addr() {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    seed.clone().set_addr(addr)
+}
+
+/// The primaries a change to a key could reach, from `CLUSTER NODES`: each
+/// that owns slots (failed or not: a failed one's tracker is down, so the
+/// near cache waits for its replacement), and each empty one that has not
+/// failed (a reshard may move slots to it). `None` unless together they own
+/// every slot, or when one of them has no address.
+fn cluster_primaries(listing: &str) -> Option<Vec<(String, u16)>> {
+    let mut primaries = Vec::new();
+    let mut owned = 0u32;
+    for line in listing.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (addr, flags) = (*fields.get(1)?, *fields.get(2)?);
+        let flags: Vec<&str> = flags.split(',').collect();
+        if !flags.contains(&"master") {
+            continue;
+        }
+        let slots: u32 = fields.iter().skip(8).filter_map(|r| slot_count(r)).sum();
+        let failed = flags
+            .iter()
+            .any(|f| *f == "fail" || *f == "noaddr" || *f == "handshake");
+        if slots == 0 && failed {
+            continue;
+        }
+        owned += slots;
+        let hostport = addr.split('@').next()?;
+        let (host, port) = hostport.rsplit_once(':')?;
+        if host.is_empty() {
+            return None;
+        }
+        primaries.push((host.to_string(), port.parse().ok()?));
+    }
+    (owned == 16_384).then_some(primaries)
+}
+
+/// Slots in a `CLUSTER NODES` slot field: `5`, `0-5460`; a migration marker
+/// (`[5461->-id]`) counts none.
+fn slot_count(field: &str) -> Option<u32> {
+    if field.starts_with('[') {
+        return None;
+    }
+    match field.split_once('-') {
+        Some((a, b)) => Some(b.parse::<u32>().ok()? - a.parse::<u32>().ok()? + 1),
+        None => field.parse::<u32>().ok().map(|_| 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primaries_are_those_owning_slots_and_live_empty_ones() {
+        let listing = "\
+a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922 [10923->-c]
+c 127.0.0.1:7002@17002 master,fail - 0 0 3 connected 10923-16383
+d 127.0.0.1:7003@17003 slave a 0 0 1 connected
+e 127.0.0.1:7004@17004 master - 0 0 0 connected
+f 127.0.0.1:7005@17005 master,fail - 0 0 0 connected
+";
+        let found = cluster_primaries(listing).unwrap();
+        let ports: Vec<u16> = found.iter().map(|(_, p)| *p).collect();
+        assert_eq!(ports, [7000, 7001, 7002, 7004]);
+        let uncovered = listing.replace("10923-16383", "10923-16382");
+        assert_eq!(cluster_primaries(&uncovered), None, "a slot has no primary");
+        let unaddressed = listing.replace("127.0.0.1:7004", ":7004");
+        assert_eq!(cluster_primaries(&unaddressed), None);
+    }
+}

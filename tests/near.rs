@@ -728,3 +728,58 @@ async fn near_reads_across_a_cluster_failover_are_never_stale() {
         report.reads, report.failed
     );
 }
+
+/// A strategy's loop that reads nothing but copies never yields to its
+/// runtime: on a current-thread runtime, pushes read by that runtime
+/// would never be read at all. Tracking runs on a thread of its own.
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_hits_on_a_current_thread_runtime_still_sees_remote_writes() {
+    let server = RedisServer::start();
+    let reader = near_reader(&server).await;
+    writer(&server)
+        .await
+        .market()
+        .set_ticker(SYMBOL, &ticker(SYMBOL, 1.0))
+        .await
+        .unwrap();
+    warm(&reader).await;
+    let url = server.url();
+    let written = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let config = iftb_cache::CacheConfig::builder()
+                .redis_url(&url)
+                .build()
+                .unwrap();
+            let writer = CacheManager::connect(config).await.unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            writer
+                .market()
+                .set_ticker(SYMBOL, &ticker(SYMBOL, 2.0))
+                .await
+                .unwrap();
+            Instant::now()
+        })
+    });
+    let start = Instant::now();
+    loop {
+        let got = reader.market().get_ticker(SYMBOL).await.unwrap().unwrap();
+        if got.last == 2.0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the remote write was never seen"
+        );
+    }
+    let acked = written.join().unwrap();
+    let seen = Instant::now();
+    assert!(
+        seen.saturating_duration_since(acked) < BOUND,
+        "seen {:?} after the write",
+        seen - acked
+    );
+}

@@ -66,7 +66,7 @@ impl RedisBackend {
                     target: target.clone(),
                     connect_timeout: config.connect_timeout(),
                 };
-                let tracking = Tracking::start(&near, &conn, setup);
+                let tracking = Tracking::start(&near, &conn, setup)?;
                 wait_serving(&near, config.connect_timeout()).await;
                 (Some(near), Some(tracking))
             }

@@ -20,10 +20,15 @@
 //! heartbeat unanswered for [`SILENCE`] (a link gone quiet), a node joining
 //! the set or leaving it (a failover, a reshard). The supervisor checks the
 //! set every [`TICK`] and starts serving again once every tracker is up.
+//!
+//! All of it runs on a thread of its own, with its own runtime: a caller's
+//! loop that reads nothing but copies never yields, and on a
+//! current-thread runtime would keep the pushes from being read at all.
 
 use super::connection::Connection;
 use super::near::Near;
 use crate::config::RedisTarget;
+use crate::error::{Error, ErrorKind, Result};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ProtocolVersion};
 use redis::{PushInfo, PushKind, RedisResult, Value};
 use std::collections::BTreeMap;
@@ -43,13 +48,10 @@ pub(crate) const SILENCE: Duration = Duration::from_millis(250);
 /// A reconnecting tracker waits this long between attempts.
 const RETRY: Duration = Duration::from_millis(100);
 
-/// The running tracking of one backend; stops it when dropped.
-pub(crate) struct Tracking(JoinHandle<()>);
-
-impl Drop for Tracking {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// The running tracking of one backend; stops it when dropped (its
+/// thread ends on its own, within a tick).
+pub(crate) struct Tracking {
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// What the supervisor needs to know the nodes and reach them.
@@ -60,10 +62,38 @@ pub(crate) struct Setup {
 }
 
 impl Tracking {
-    /// Starts tracking for `near` over the nodes `conn` reaches.
-    pub(crate) fn start(near: &Arc<Near>, conn: &Arc<Connection>, setup: Setup) -> Self {
+    /// Starts tracking for `near` over the nodes `conn` reaches, on a
+    /// thread of its own.
+    pub(crate) fn start(near: &Arc<Near>, conn: &Arc<Connection>, setup: Setup) -> Result<Self> {
         let supervisor = supervise(Arc::downgrade(near), Arc::downgrade(conn), setup);
-        Self(tokio::spawn(supervisor))
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Connection,
+                    format!("the near cache's tracking runtime: {e}"),
+                )
+            })?;
+        let run = move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    () = supervisor => {}
+                    _ = stopped => {}
+                }
+            });
+        };
+        std::thread::Builder::new()
+            .name("iftb-near-tracking".into())
+            .spawn(run)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Connection,
+                    format!("the near cache's tracking thread: {e}"),
+                )
+            })?;
+        Ok(Self { _stop: stop })
     }
 }
 

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{
-    assert_near_serving, bar_at, connect, ticker, wait_until, RedisCluster, RedisServer, NEAR_BYTES,
+    assert_near_serving, bar_at, connect, ticker, wait_until, RedisCluster, RedisServer,
+    SentinelSet, NEAR_BYTES,
 };
 
 /// A write another process made is never read back older than this after
@@ -673,22 +674,7 @@ async fn near_reads_across_a_cluster_failover_are_never_stale() {
         let (reader, model, done) = (reader.clone(), model.clone(), done.clone());
         tokio::spawn(async move { read_until(&reader, &model, &done).await })
     };
-    let mut v = 0;
-    let mut write_for = |d: Duration| {
-        let (writer, model) = (writer.clone(), model.clone());
-        let start = v;
-        v += 10_000;
-        async move {
-            let begun = Instant::now();
-            let mut v = start;
-            while begun.elapsed() < d {
-                v += 1;
-                model.write(&writer, v).await;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-    };
-    write_for(Duration::from_secs(1)).await;
+    write_for(&writer, &model, 0, Duration::from_secs(1)).await;
     let key = format!("iftb:v2:ticker:{{{SYMBOL}}}");
     let victim = cluster.primary_of_key(&key);
     let port = cluster.nodes[victim].port();
@@ -710,7 +696,7 @@ async fn near_reads_across_a_cluster_failover_are_never_stale() {
     // Writes acknowledged by the dead primary and not yet replicated may be
     // lost: reads are held to the writes from here on.
     model.hold_from_now();
-    write_for(Duration::from_secs(3)).await;
+    write_for(&writer, &model, 10_000, Duration::from_secs(3)).await;
     done.store(true, Ordering::SeqCst);
     let report = reading.await.unwrap();
     report.assert_none_wrong("near reads across a failover");
@@ -781,5 +767,62 @@ async fn a_loop_of_hits_on_a_current_thread_runtime_still_sees_remote_writes() {
         seen.saturating_duration_since(acked) < BOUND,
         "seen {:?} after the write",
         seen - acked
+    );
+}
+
+/// Writes new versions for `d`, 2 ms apart, from version `from` + 1.
+async fn write_for(writer: &CacheManager, model: &Versions, from: u64, d: Duration) {
+    let begun = Instant::now();
+    let mut v = from;
+    while begun.elapsed() < d {
+        v += 1;
+        model.write(writer, v).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_reads_follow_a_sentinel_failover_and_are_never_stale() {
+    let mut set = SentinelSet::start();
+    let reader = CacheManager::connect(set.config(|b| b.near_cache(NEAR_BYTES)))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", set.logs()));
+    assert_near_serving(&reader).await;
+    let writer = CacheManager::connect(set.config(|b| b)).await.unwrap();
+    let model = Arc::new(Versions::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let reading = {
+        let (reader, model, done) = (reader.clone(), model.clone(), done.clone());
+        tokio::spawn(async move { read_until(&reader, &model, &done).await })
+    };
+    write_for(&writer, &model, 0, Duration::from_secs(1)).await;
+    let old = set.primary();
+    set.nodes[old].kill();
+    set.wait_failed_over_from(old);
+    // Writes the dead primary acknowledged and did not replicate are lost:
+    // reads are held to the writes from here on.
+    model.hold_from_now();
+    write_for(&writer, &model, 10_000, Duration::from_secs(3)).await;
+    done.store(true, Ordering::SeqCst);
+    let report = reading.await.unwrap();
+    report.assert_none_wrong("near reads across a Sentinel failover");
+    wait_until(
+        "tracking on the new primary",
+        Duration::from_secs(2),
+        || set.logs(),
+        || {
+            let stats = reader.stats();
+            stats.near_flushes >= 1 && stats.near_serving
+        },
+    );
+    let stats = reader.stats();
+    assert!(
+        stats.near_flushes >= 1,
+        "tracking did not move to the new primary: {stats:?}"
+    );
+    assert!(stats.near_serving, "{stats:?}");
+    println!(
+        "{} reads, {} failed, {stats:?}",
+        report.reads, report.failed
     );
 }

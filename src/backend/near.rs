@@ -228,9 +228,12 @@ impl Near {
     where
         Fut: Future<Output = Result<(Option<BarRecord>, i64)>>,
     {
-        if let Some(hit) = self.lookup(head, head) {
+        let hit = self.lookup_with(head, head, |tag, held| {
+            (tag == FOUND).then(|| record(&held[HEADER..]))
+        });
+        if let Some(hit) = hit {
             self.hit();
-            return Ok(hit.value().map(|b| record(&b)));
+            return Ok(hit);
         }
         self.miss();
         let fetch = || async {
@@ -331,7 +334,8 @@ impl Near {
     where
         Fut: Future<Output = Result<(Vec<Bytes>, i64)>>,
     {
-        if let Some(hit) = self.lookup(set, set).and_then(|c| newest_of(c, n)) {
+        let hit = self.lookup_with(set, set, |tag, held| newest_of(tag, held, HEADER, n));
+        if let Some(hit) = hit.flatten() {
             self.hit();
             return Ok(hit);
         }
@@ -355,7 +359,7 @@ impl Near {
         let copy = self
             .fetch_one(set, set, || format!("{set}\0newest {n}"), fetch)
             .await?;
-        Ok(newest_of(copy, n).unwrap_or_default())
+        Ok(newest_of(copy.tag, &copy.body, 0, n).unwrap_or_default())
     }
 
     /// The bars of a window of the series at `set`, as one validated run
@@ -418,17 +422,31 @@ impl Near {
     /// generation of `guard` (the Redis key it was read from) has moved.
     #[inline]
     fn lookup(&self, local: &str, guard: &str) -> Option<Copy> {
-        let held = self.copies.get(local).ok().flatten()?;
-        let (stamp, rest) = held.split_first_chunk::<16>()?;
-        let (state, gen) = stamp.split_at(8);
-        let valid = u64::from_le_bytes(state.try_into().ok()?) == self.state.load(Acquire)
-            && u64::from_le_bytes(gen.try_into().ok()?)
-                == self.gen_of(guard.as_bytes()).load(Acquire);
-        let tag = *rest.first()?;
-        valid.then(|| Copy {
+        self.lookup_with(local, guard, |tag, held| Copy {
             tag,
             body: held.slice(HEADER..),
         })
+    }
+
+    /// As [`lookup`](Self::lookup), `f` given the copy's tag and the whole
+    /// stored value (its body from [`HEADER`] on) in place: no clone of it.
+    #[inline]
+    fn lookup_with<T>(
+        &self,
+        local: &str,
+        guard: &str,
+        f: impl FnOnce(u8, &Bytes) -> T,
+    ) -> Option<T> {
+        let state = self.state.load(Acquire);
+        let gen = self.gen_of(guard.as_bytes()).load(Acquire);
+        self.copies
+            .peek(local, |held| {
+                let (stamp, rest) = held.split_first_chunk::<16>()?;
+                let valid = stamp[..8] == state.to_le_bytes() && stamp[8..] == gen.to_le_bytes();
+                let tag = *rest.first()?;
+                valid.then(|| f(tag, held))
+            })
+            .flatten()
     }
 
     /// Fetches a copy for `local`, once for every caller that asks under
@@ -525,11 +543,12 @@ fn runs_of(body: Bytes) -> Vec<Bytes> {
     }
 }
 
-/// The newest `n` bars of a copy of the newest bars, if it holds them.
-fn newest_of(copy: Copy, n: usize) -> Option<Vec<Bytes>> {
-    let held = copy.body.len() / ARCHIVED_BAR_LEN;
-    if held >= n {
-        return Some(vec![copy.body.slice((held - n) * ARCHIVED_BAR_LEN..)]);
+/// The newest `n` bars of a copy of the newest bars (its body from `from`
+/// on in `held`), if it holds them.
+fn newest_of(tag: u8, held: &Bytes, from: usize, n: usize) -> Option<Vec<Bytes>> {
+    let count = (held.len() - from) / ARCHIVED_BAR_LEN;
+    if count >= n {
+        return Some(vec![held.slice(held.len() - n * ARCHIVED_BAR_LEN..)]);
     }
-    (copy.tag == WHOLE).then(|| runs_of(copy.body))
+    (tag == WHOLE).then(|| runs_of(held.slice(from..)))
 }

@@ -120,8 +120,11 @@ impl RedisBackend {
         let Some(near) = &self.near else {
             return self.query(redis::cmd("GET").arg(key)).await;
         };
-        let get = redis::cmd("GET").arg(key).to_owned();
-        near.value(key, || self.with_pttl(&get, key)).await
+        let fetch = || async move {
+            let get = redis::cmd("GET").arg(key).to_owned();
+            self.with_pttl(&get, key).await
+        };
+        near.value(key, fetch).await
     }
 
     pub(crate) async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
@@ -365,19 +368,18 @@ impl RedisBackend {
 
     /// The newest members that hold `n` bars, by rank: one `ZRANGE`.
     pub(crate) async fn series_newest(&self, key: &SeriesKey, n: usize) -> Result<Vec<Bytes>> {
-        let members = series::members_for(n);
-        let cmd = redis::cmd("ZRANGE")
-            .arg(key.set())
-            .arg(0)
-            .arg(members - 1)
-            .arg("REV")
-            .to_owned();
+        let cmd = || {
+            let members = series::members_for(n);
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(key.set()).arg(0).arg(members - 1).arg("REV");
+            cmd
+        };
         let Some(near) = &self.near else {
-            let fetched: Vec<Bytes> = self.query(&cmd).await?;
+            let fetched: Vec<Bytes> = self.query(&cmd()).await?;
             return series::newest(&fetched, n);
         };
         let fetch = || async {
-            let (fetched, pttl): (Vec<Bytes>, i64) = self.with_pttl(&cmd, key.set()).await?;
+            let (fetched, pttl): (Vec<Bytes>, i64) = self.with_pttl(&cmd(), key.set()).await?;
             Ok((series::newest(&fetched, n)?, pttl))
         };
         near.newest(key.set(), n, fetch).await
@@ -385,13 +387,13 @@ impl RedisBackend {
 
     /// The head: one `GET` of one small value.
     pub(crate) async fn series_latest(&self, key: &SeriesKey) -> Result<Option<BarRecord>> {
-        let get = redis::cmd("GET").arg(key.head()).to_owned();
+        let get = || redis::cmd("GET").arg(key.head()).to_owned();
         let Some(near) = &self.near else {
-            let head: Option<Vec<u8>> = self.query(&get).await?;
+            let head: Option<Vec<u8>> = self.query(&get()).await?;
             return head.map(series::head_bar).transpose();
         };
         let fetch = || async {
-            let (head, pttl): (Option<Vec<u8>>, i64) = self.with_pttl(&get, key.head()).await?;
+            let (head, pttl): (Option<Vec<u8>>, i64) = self.with_pttl(&get(), key.head()).await?;
             Ok((head.map(series::head_bar).transpose()?, pttl))
         };
         near.latest(key.head(), fetch).await

@@ -7,7 +7,7 @@
 
 use crate::codec::{
     access_archived_bar, access_valid_archived_bar, check_runs, run_newest_first as newest_first,
-    Order, ARCHIVED_BAR_LEN as BAR_LEN,
+    validated_bar, Order, ARCHIVED_BAR_LEN as BAR_LEN,
 };
 use crate::error::Result;
 use crate::model::{ArchivedBar, Bar};
@@ -143,7 +143,7 @@ fn read_bar(bar: &[u8], order: &mut Order, validated: bool) -> Result<Bar> {
 #[inline]
 pub(super) fn decode_bar(bar: &[u8], validated: bool) -> Result<Bar> {
     if validated {
-        return access_archived_bar(bar).map(ArchivedBar::to_bar);
+        return validated_bar(bar);
     }
     access_valid_archived_bar(bar).map(ArchivedBar::to_bar)
 }

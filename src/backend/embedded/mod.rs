@@ -62,6 +62,13 @@ impl EmbeddedBackend {
         self.read_value(key, Bytes::clone)
     }
 
+    /// Runs `f` on the live value of `key` in place, under its shard's read
+    /// lock: for a caller that needs a part of it (the near cache's copies).
+    #[inline]
+    pub(crate) fn peek<T>(&self, key: &str, f: impl FnOnce(&Bytes) -> T) -> Option<T> {
+        self.read_value(key, f).ok().flatten()
+    }
+
     pub(crate) fn mget(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         // MGET answers nil for a key of another type; so does this.
         Ok(keys.iter().map(|k| self.get(k).ok().flatten()).collect())

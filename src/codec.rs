@@ -335,6 +335,7 @@ pub(crate) fn access_archived_bar(bytes: &[u8]) -> Result<&ArchivedBar> {
 /// cache keep only such bars), copied out field by field: the
 /// little-endian, unaligned layout `Cargo.toml` pins for rkyv, read without
 /// rkyv's checks of bytes already checked (a test holds the two equal).
+#[inline]
 pub(crate) fn validated_bar(bytes: &[u8]) -> Result<Bar> {
     let Ok(bar) = <&[u8; ARCHIVED_BAR_LEN]>::try_from(bytes) else {
         // Not a bar's length: the error access gives.
@@ -394,6 +395,7 @@ impl Order {
         }
     }
 
+    #[inline]
     pub(crate) fn check(&mut self, ts: i64) -> Result<()> {
         let in_order = |prev: i64| (ts < prev) == self.newest_first && ts != prev;
         if !self.last.is_none_or(in_order) {
@@ -410,6 +412,7 @@ fn out_of_order(ts: i64) -> Error {
 }
 
 /// The bars of a run (whole archived bars, oldest first), newest first.
+#[inline]
 pub(crate) fn run_newest_first(
     run: &[u8],
 ) -> Result<std::iter::Rev<std::slice::ChunksExact<'_, u8>>> {

@@ -85,7 +85,7 @@ impl Backend {
     pub(crate) fn bars_validated(&self) -> bool {
         match self {
             Backend::Embedded(_) => true,
-            Backend::Redis(b) => b.near_stats().is_some(),
+            Backend::Redis(b) => b.has_near_cache(),
         }
     }
 

@@ -80,6 +80,10 @@ impl RedisBackend {
         })
     }
 
+    pub(crate) fn has_near_cache(&self) -> bool {
+        self.near.is_some()
+    }
+
     pub(crate) fn near_stats(&self) -> Option<NearStats> {
         self.near.as_ref().map(|n| n.stats())
     }

@@ -28,10 +28,11 @@
 //! | `model/` | [`Bar`], [`Ticker`], [`FearGreed`], funding rates, [`Timeframe`], symbols: every rule of what a valid record is |
 //! | `keys` | the key layout under the namespace, hash-tagged per series |
 //! | [`codec`] | the 4-byte header and validated rkyv access of every stored value |
-//! | `config` | [`CacheConfig`]: backend choice (embedded, a Redis server, a Cluster, Sentinel), namespace, TTL table, timeouts, fail-open |
+//! | `config` | [`CacheConfig`]: backend choice (embedded, a Redis server, a Cluster, Sentinel), namespace, TTL table, timeouts, fail-open, near cache |
 //! | `options` | [`WriteOptions`], [`BarWriteOptions`], [`ComputeOptions`]: per-call options of the `*_with` calls |
-//! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout; `connection.rs`, one server, a Cluster or Sentinel's primary, with `sentinel.rs`) and `embedded/` (store, eviction policy, series chunks) implement it |
-//! | `stats`, `flight` | counters ([`CacheStats`]); single flight of `get_or_compute` |
+//! | `flight` | single flight: one computation of `get_or_compute`, one fetch of a near-cache miss, shared by the callers that wait for it |
+//! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout; `connection.rs`, one server, a Cluster or Sentinel's primary, with `cluster.rs` and `sentinel.rs`; `near.rs`, the near cache, kept told by `tracking.rs`) and `embedded/` (store, eviction policy, series chunks) implement it |
+//! | `stats` | counters ([`CacheStats`]), the near cache's among them |
 //! | `shared` | what one manager's typed caches share: the one read path and one write path, fail-open rules |
 //! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON, on either backend |
 //! | `ohlcv/` | [`OhlcvCache`]: candle series, a sorted set of bar runs and a head each; [`ArchivedBars`], the zero-copy view of a read |

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The crate's modules, lowest first. A module in a folder (`model/`...) is
 /// one entry; files inside it may use each other.
 const LAYERS: &[&str] = &[
-    "error", "limits", "model", "keys", "codec", "config", "options", "backend", "stats", "flight",
+    "error", "limits", "model", "keys", "codec", "config", "options", "flight", "backend", "stats",
     "shared", "client", "ohlcv", "market", "llm", "manager",
 ];
 

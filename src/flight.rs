@@ -37,29 +37,43 @@ impl<K: Hash + Eq + Clone, T> Flights<K, T> {
         FlightGuard {
             flights: self,
             key,
-            cell,
+            cell: Some(cell),
         }
     }
 }
 
 /// One caller's place in a flight; the last one out removes the flight, so
-/// that a finished flight (an error above all) is not reused.
+/// that a finished flight (an error above all) is not reused, and none is
+/// left behind (the near cache's keys never come back once their stamp
+/// has moved).
 pub(crate) struct FlightGuard<'a, K: Hash + Eq + Clone = String, T = Bytes> {
     flights: &'a Flights<K, T>,
     key: K,
-    pub(crate) cell: Arc<Flight<T>>,
+    /// Always `Some` until dropped, under the map's lock.
+    cell: Option<Arc<Flight<T>>>,
+}
+
+impl<K: Hash + Eq + Clone, T> FlightGuard<'_, K, T> {
+    pub(crate) fn cell(&self) -> &Flight<T> {
+        self.cell.as_ref().expect("a flight until dropped")
+    }
 }
 
 impl<K: Hash + Eq + Clone, T> Drop for FlightGuard<'_, K, T> {
     fn drop(&mut self) {
         let mut map = self.flights.lock();
-        // Clones are made and dropped under the lock: 2 means the map and us.
+        // Every clone is made and dropped under the lock, ours included
+        // (taken out before the lock is released): 2 means the map and us.
+        let Some(cell) = self.cell.take() else {
+            return;
+        };
         let last = map
             .get(&self.key)
-            .is_some_and(|c| Arc::ptr_eq(c, &self.cell) && Arc::strong_count(c) == 2);
+            .is_some_and(|c| Arc::ptr_eq(c, &cell) && Arc::strong_count(c) == 2);
         if last {
             map.remove(&self.key);
         }
+        drop(cell);
     }
 }
 
@@ -72,7 +86,7 @@ mod tests {
         let flights: Flights = Flights::default();
         let a = flights.join("k".to_string());
         let b = flights.join("k".to_string());
-        assert!(Arc::ptr_eq(&a.cell, &b.cell));
+        assert!(std::ptr::eq(a.cell(), b.cell()));
         drop(a);
         assert!(flights.lock().contains_key("k"));
         drop(b);

@@ -472,7 +472,7 @@ impl Near {
             self.keep(local, guard, stamp, &fetched, sent);
             Ok(fetched.copy)
         };
-        flight.cell.get_or_init(lead).await.clone()
+        flight.cell().get_or_init(lead).await.clone()
     }
 
     /// Keeps a fetched copy as `local`, until its key's TTL in Redis ends

@@ -250,7 +250,7 @@ impl<'a> LlmCache<'a> {
         };
         let flight = self.shared.flights.join(key.clone());
         let lead = || self.lead::<T>(&key, ttl, lease, compute);
-        let shared = flight.cell.get_or_init(lead).await.clone();
+        let shared = flight.cell().get_or_init(lead).await.clone();
         drop(flight);
         // `f`'s error is not the cache's: handed out as is, not counted.
         let decoded = decode_json(&shared?);

@@ -82,8 +82,8 @@ pub struct CacheStats {
     /// Keys Redis said changed, and keys this process wrote: each drops
     /// the near cache's copies of that key.
     pub near_invalidations: u64,
-    /// Times every copy was dropped at once: a lost tracking connection, a
-    /// failover, `FLUSHALL`/`FLUSHDB`, `clear_all`.
+    /// Times every copy was dropped at once while the near cache served: a
+    /// lost tracking connection, a failover, `FLUSHALL`/`FLUSHDB`, `clear_all`.
     pub near_flushes: u64,
     /// True while the near cache serves: every node that serves the keys is
     /// tracked. False without a near cache, and until tracking is on after

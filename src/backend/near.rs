@@ -42,10 +42,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use xxhash_rust::xxh3::xxh3_64;
 
-/// Generation counters: two keys share one with odds of 1 in 16,384, and
-/// then an invalidation of one drops the other's copies too (a miss, never
-/// a stale read). 128 KiB.
-const GEN_SLOTS: usize = 1 << 14;
+/// Generation counters, 512 KiB: keys share one by their hash, and an
+/// invalidation of one then drops the other's copies too (a miss, never a
+/// stale read). Broadcast tracking tells of every write in the namespace,
+/// so the slots of keys this process reads take the pushes of all others
+/// too: the more slots, the fewer such misses.
+const GEN_SLOTS: usize = 1 << 16;
 
 /// The low bit of the state: every node that serves the keys is tracked.
 const SERVING: u64 = 1;
@@ -69,12 +71,12 @@ struct Stamp {
 
 /// What a copy holds.
 #[derive(Clone)]
-struct Copy {
+struct Held {
     tag: u8,
     body: Bytes,
 }
 
-impl Copy {
+impl Held {
     fn value(self) -> Option<Bytes> {
         (self.tag == FOUND).then_some(self.body)
     }
@@ -83,7 +85,7 @@ impl Copy {
 /// A fetch from Redis: the copy to keep, whether the key existed, and the
 /// key's `PTTL` as Redis answered it.
 struct Fetched {
-    copy: Copy,
+    copy: Held,
     found: bool,
     pttl: i64,
 }
@@ -113,7 +115,7 @@ pub(crate) struct Near {
     /// One-key fetches in flight, by what they read and the stamp they were
     /// sent under: a caller that comes after an invalidation waits for no
     /// read sent before it.
-    flights: Flights<(String, Stamp), Copy>,
+    flights: Flights<(String, Stamp), Held>,
     counters: Counters,
 }
 
@@ -150,9 +152,11 @@ impl Near {
 
     /// Every copy dies (`FLUSHALL`, `FLUSHDB`, a `clear_all`); tracking stays on.
     pub(crate) fn flush(&self, reason: &'static str) {
-        self.state.fetch_add(2, AcqRel);
-        self.counters.flushes.fetch_add(1, Relaxed);
-        tracing::info!(reason, "near_cache_flushed");
+        let was = self.state.fetch_add(2, AcqRel);
+        if was & SERVING != 0 {
+            self.counters.flushes.fetch_add(1, Relaxed);
+            tracing::info!(reason, "near_cache_flushed");
+        }
     }
 
     /// A node may have changes Redis could not tell of (its tracking
@@ -162,7 +166,7 @@ impl Near {
     pub(crate) fn lost(&self, reason: &str) {
         let was = self
             .state
-            .fetch_update(AcqRel, Acquire, |s| Some(((s >> 1) + 1) << 1))
+            .fetch_update(AcqRel, Acquire, |s| Some(next_epoch(s)))
             .unwrap_or_else(|s| s);
         if was & SERVING != 0 {
             self.counters.flushes.fetch_add(1, Relaxed);
@@ -178,7 +182,7 @@ impl Near {
     /// Serves again, if the state is still `seen` (no loss since the caller
     /// checked that every node is tracked); true when it does.
     pub(crate) fn resume(&self, seen: u64) -> bool {
-        let next = (((seen >> 1) + 1) << 1) | SERVING;
+        let next = next_epoch(seen) | SERVING;
         let resumed = seen & SERVING == 0
             && self
                 .state
@@ -351,7 +355,7 @@ impl Near {
             };
             let found = !body.is_empty();
             Ok(Fetched {
-                copy: Copy { tag, body },
+                copy: Held { tag, body },
                 found,
                 pttl,
             })
@@ -386,7 +390,7 @@ impl Near {
             let body = join(runs.iter());
             let found = !body.is_empty();
             Ok(Fetched {
-                copy: Copy { tag: FOUND, body },
+                copy: Held { tag: FOUND, body },
                 found,
                 pttl,
             })
@@ -421,8 +425,8 @@ impl Near {
     /// The copy kept as `local`, if still valid: neither the state nor the
     /// generation of `guard` (the Redis key it was read from) has moved.
     #[inline]
-    fn lookup(&self, local: &str, guard: &str) -> Option<Copy> {
-        self.lookup_with(local, guard, |tag, held| Copy {
+    fn lookup(&self, local: &str, guard: &str) -> Option<Held> {
+        self.lookup_with(local, guard, |tag, held| Held {
             tag,
             body: held.slice(HEADER..),
         })
@@ -458,7 +462,7 @@ impl Near {
         guard: &str,
         flight: impl FnOnce() -> String,
         fetch: impl FnOnce() -> Fut,
-    ) -> Result<Copy>
+    ) -> Result<Held>
     where
         Fut: Future<Output = Result<Fetched>>,
     {
@@ -503,11 +507,16 @@ impl Near {
     }
 }
 
+/// The state of the next epoch, not serving.
+fn next_epoch(state: u64) -> u64 {
+    ((state >> 1) + 1) << 1
+}
+
 fn found_or_absent(value: Option<Bytes>, pttl: i64) -> Fetched {
     let found = value.is_some();
     let copy = match value {
-        Some(body) => Copy { tag: FOUND, body },
-        None => Copy {
+        Some(body) => Held { tag: FOUND, body },
+        None => Held {
             tag: ABSENT,
             body: Bytes::new(),
         },

@@ -30,8 +30,9 @@ use super::near::Near;
 use crate::config::RedisTarget;
 use crate::error::{Error, ErrorKind, Result};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ProtocolVersion};
-use redis::{PushInfo, PushKind, RedisResult, Value};
+use redis::{FromRedisValue, PushInfo, PushKind, RedisResult, Value};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -99,7 +100,8 @@ impl Tracking {
 
 /// One node's tracker; stops it when dropped.
 struct Tracker {
-    up: Arc<AtomicBool>,
+    watch: Arc<Watch>,
+    info: ConnectionInfo,
     task: JoinHandle<()>,
 }
 
@@ -109,17 +111,44 @@ impl Drop for Tracker {
     }
 }
 
+/// What a tracker reports to, shared by its task and its connection's push
+/// handler: whether it is up, and the supervisor to wake.
+struct Watch {
+    near: Weak<Near>,
+    addr: String,
+    up: AtomicBool,
+    changed: Arc<Notify>,
+}
+
+impl Watch {
+    /// Not up any more, and every copy dropped: in this order, so that a
+    /// supervisor that saw it up before the loss cannot resume after it.
+    fn down(&self, why: &str) {
+        self.up.store(false, Ordering::Release);
+        if let Some(near) = self.near.upgrade() {
+            near.lost(&format!("{}: {why}", self.addr));
+        }
+        self.changed.notify_one();
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+}
+
 async fn supervise(near: Weak<Near>, conn: Weak<Connection>, setup: Setup) {
     let changed = Arc::new(Notify::new());
     let mut trackers: BTreeMap<String, Tracker> = BTreeMap::new();
+    let mut lister = Lister::default();
     loop {
         let (Some(near), Some(conn)) = (near.upgrade(), conn.upgrade()) else {
             return;
         };
         let seen = near.state();
-        let nodes = tokio::time::timeout(SILENCE, nodes(&conn, &setup.target)).await;
-        match nodes {
-            Ok(Ok(nodes)) => {
+        let known: Vec<ConnectionInfo> = trackers.values().map(|t| t.info.clone()).collect();
+        let listed = lister.nodes(&conn, &setup, &known).await;
+        match listed {
+            Ok(nodes) => {
                 let before = trackers.len();
                 trackers.retain(|addr, _| nodes.contains_key(addr));
                 let left = trackers.len() < before;
@@ -132,13 +161,15 @@ async fn supervise(near: Weak<Near>, conn: Weak<Connection>, setup: Setup) {
                 }
                 if left || joined {
                     near.lost("the set of tracked nodes changed");
-                } else if trackers.values().all(|t| t.up.load(Ordering::Acquire)) {
+                } else if trackers.values().all(|t| t.watch.is_up()) {
                     near.resume(seen);
                 }
             }
             // The nodes cannot be known: one of them may be new.
-            _ if near.serving() => near.lost("the cluster's nodes could not be listed"),
-            _ => {}
+            Err(e) if near.serving() => {
+                near.lost(&format!("the cluster's nodes could not be listed: {e}"));
+            }
+            Err(_) => {}
         }
         drop((near, conn));
         let _ = tokio::time::timeout(TICK, changed.notified()).await;
@@ -151,81 +182,71 @@ fn start_tracker(
     setup: &Setup,
     changed: &Arc<Notify>,
 ) -> Tracker {
-    let up = Arc::new(AtomicBool::new(false));
-    let node = Node {
+    let watch = Arc::new(Watch {
         near: Arc::downgrade(near),
-        info,
+        addr: info.addr().to_string(),
+        up: AtomicBool::new(false),
+        changed: Arc::clone(changed),
+    });
+    let node = Node {
+        watch: Arc::clone(&watch),
+        info: info.clone(),
         prefix: setup.prefix.clone(),
         connect_timeout: setup.connect_timeout,
-        up: Arc::clone(&up),
-        changed: Arc::clone(changed),
+        primary_only: !matches!(setup.target, RedisTarget::Standalone(_)),
     };
     Tracker {
-        up,
+        watch,
+        info,
         task: tokio::spawn(node.run()),
     }
 }
 
-/// One tracked node and what its tracker reports to.
+/// One tracked node.
 struct Node {
-    near: Weak<Near>,
+    watch: Arc<Watch>,
     info: ConnectionInfo,
     prefix: String,
     connect_timeout: Duration,
-    up: Arc<AtomicBool>,
-    changed: Arc<Notify>,
+    /// On a cluster or Sentinel, only a primary takes writes: a node that
+    /// answers `ROLE` otherwise (a demoted primary) is not tracked.
+    primary_only: bool,
 }
 
 impl Node {
     /// Tracks the node for as long as the supervisor keeps it: connects,
-    /// turns tracking on, pings; and again, after each loss.
+    /// turns tracking on, checks it; and again, after each loss. A node
+    /// that cannot be tracked is reported once per run of failures.
     async fn run(self) {
+        let mut failing = false;
         loop {
-            let ended = self.session().await;
-            self.down(&match ended {
-                Ok(()) => "its tracking connection was lost".to_string(),
-                Err(e) => format!("tracking failed: {e}"),
-            });
+            match self.session().await {
+                Ok(why) => {
+                    failing = false;
+                    self.watch.down(&why);
+                }
+                Err(e) => {
+                    if !failing {
+                        let node = &self.watch.addr;
+                        tracing::warn!(node, error = %e, "near_cache_tracking_failed");
+                    }
+                    failing = true;
+                    self.watch.down(&format!("tracking failed: {e}"));
+                }
+            }
             tokio::time::sleep(RETRY).await;
         }
     }
 
-    /// Not up any more, and every copy dropped: in this order, so that a
-    /// supervisor that saw it up before the loss cannot resume after it.
-    fn down(&self, why: &str) {
-        self.up.store(false, Ordering::Release);
-        if let Some(near) = self.near.upgrade() {
-            near.lost(&format!("{}: {why}", self.info.addr()));
-        }
-        self.changed.notify_one();
-    }
-
-    /// One connection's life: up once tracking is on, until it is lost or a
-    /// ping goes unanswered for [`SILENCE`].
-    async fn session(&self) -> RedisResult<()> {
-        let near = self.near.clone();
-        let up = Arc::clone(&self.up);
-        let changed = Arc::clone(&self.changed);
-        let addr = self.info.addr().to_string();
-        let on_push = move |push: PushInfo| {
-            let Some(near) = near.upgrade() else {
-                return Ok::<(), std::convert::Infallible>(());
-            };
-            match push.kind {
-                PushKind::Invalidate => match push.data.first() {
-                    Some(Value::Array(keys)) => keys.iter().for_each(|k| invalidate(&near, k)),
-                    // FLUSHALL, FLUSHDB: a null instead of the keys.
-                    _ => near.flush("Redis flushed the database"),
-                },
-                PushKind::Disconnection => {
-                    up.store(false, Ordering::Release);
-                    near.lost(&format!("{addr}: its tracking connection was lost"));
-                    changed.notify_one();
-                }
-                _ => {}
-            }
-            Ok(())
-        };
+    /// One connection's life: an error unless tracking came on; once up,
+    /// up until the connection is lost or a check goes unanswered for
+    /// [`SILENCE`], and then why.
+    async fn session(&self) -> RedisResult<String> {
+        // Cleared by the push handler when the connection goes: on this
+        // single-threaded runtime the handler cannot run between the check
+        // below and the store of `up`, but can between a reply and the check.
+        let alive = Arc::new(AtomicBool::new(true));
+        let on_push = self.on_push(Arc::clone(&alive));
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(SILENCE))
@@ -242,11 +263,63 @@ impl Node {
             .arg("PREFIX")
             .arg(&self.prefix);
         track.query_async::<()>(&mut conn).await?;
-        self.up.store(true, Ordering::Release);
-        self.changed.notify_one();
+        self.check(&mut conn).await?;
+        if !alive.load(Ordering::Acquire) {
+            return Ok("its tracking connection was lost".into());
+        }
+        self.watch.up.store(true, Ordering::Release);
+        self.watch.changed.notify_one();
         loop {
             tokio::time::sleep(TICK).await;
-            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            if let Err(e) = self.check(&mut conn).await {
+                return Ok(e.to_string());
+            }
+            if !alive.load(Ordering::Acquire) {
+                return Ok("its tracking connection was lost".into());
+            }
+        }
+    }
+
+    /// The heartbeat: `PING`, or `ROLE` where only a primary will do.
+    async fn check(&self, conn: &mut redis::aio::MultiplexedConnection) -> RedisResult<()> {
+        if !self.primary_only {
+            return redis::cmd("PING").query_async::<()>(conn).await;
+        }
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
+        match role.first().map(String::from_redis_value_ref) {
+            Some(Ok(role)) if role == "master" => Ok(()),
+            other => Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "not a primary",
+                format!("ROLE answered {other:?}"),
+            ))),
+        }
+    }
+
+    /// The push handler of one connection: invalidations to the near cache;
+    /// the connection's end to the watch, at once.
+    fn on_push(&self, alive: Arc<AtomicBool>) -> impl Fn(PushInfo) -> Result<(), Infallible> {
+        let watch = Arc::clone(&self.watch);
+        move |push: PushInfo| {
+            match push.kind {
+                PushKind::Invalidate => {
+                    if let Some(near) = watch.near.upgrade() {
+                        match push.data.first() {
+                            Some(Value::Array(keys)) => {
+                                keys.iter().for_each(|k| invalidate(&near, k))
+                            }
+                            // FLUSHALL, FLUSHDB: a null instead of the keys.
+                            _ => near.flush("Redis flushed the database"),
+                        }
+                    }
+                }
+                PushKind::Disconnection => {
+                    alive.store(false, Ordering::Release);
+                    watch.down("its tracking connection was lost");
+                }
+                _ => {}
+            }
+            Ok(())
         }
     }
 }
@@ -260,48 +333,107 @@ fn invalidate(near: &Near, key: &Value) {
     }
 }
 
-/// The nodes to track, by address: the one server, Sentinel's primary, or
-/// a cluster's primaries (`cluster_primaries`).
-async fn nodes(
-    conn: &Connection,
-    target: &RedisTarget,
-) -> RedisResult<BTreeMap<String, ConnectionInfo>> {
-    let infos = match (target, conn) {
-        (RedisTarget::Standalone(info), _) => vec![info.clone()],
-        (RedisTarget::Sentinel { .. }, Connection::Sentinel(s)) => vec![s.primary_info()],
-        (RedisTarget::Cluster(seeds), Connection::Cluster(c)) => {
-            let listing: String = c
-                .on_any(&redis::cmd("CLUSTER").arg("NODES").to_owned())
-                .await?;
-            let addrs = cluster_primaries(&listing).ok_or_else(|| {
-                redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "CLUSTER NODES leaves slots without a primary",
-                ))
-            })?;
-            addrs
-                .into_iter()
-                .map(|(host, port)| node_info(&seeds[0], host, port))
-                .collect()
+/// Lists the nodes to track, by address: the one server, Sentinel's
+/// primary, or a cluster's primaries (`cluster_primaries`) from `CLUSTER
+/// NODES` over a connection of its own (a seed's or a tracked node's),
+/// on this thread: not the data connection, whose driver runs on the
+/// caller's runtime.
+#[derive(Default)]
+struct Lister {
+    conn: Option<(String, redis::aio::MultiplexedConnection)>,
+}
+
+impl Lister {
+    async fn nodes(
+        &mut self,
+        conn: &Connection,
+        setup: &Setup,
+        known: &[ConnectionInfo],
+    ) -> RedisResult<BTreeMap<String, ConnectionInfo>> {
+        let infos = match (&setup.target, conn) {
+            (RedisTarget::Standalone(info), _) => vec![info.clone()],
+            (RedisTarget::Sentinel { .. }, Connection::Sentinel(s)) => vec![s.primary_info()],
+            (RedisTarget::Cluster(seeds), _) => {
+                let listed = self.cluster(seeds, known).await;
+                if listed.is_err() {
+                    self.conn = None;
+                }
+                listed?
+            }
+            _ => return Err(unexpected("the connection is not the target's")),
+        };
+        Ok(infos
+            .into_iter()
+            .map(|info| {
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3);
+                let info = info.set_redis_settings(settings);
+                (info.addr().to_string(), info)
+            })
+            .collect())
+    }
+
+    /// A cluster's primaries, asked of the node listed from, or of the first
+    /// seed or tracked node that answers.
+    async fn cluster(
+        &mut self,
+        seeds: &[ConnectionInfo],
+        known: &[ConnectionInfo],
+    ) -> RedisResult<Vec<ConnectionInfo>> {
+        if self.conn.is_none() {
+            self.conn = Some(first_answering(known.iter().chain(seeds)).await?);
         }
-        _ => {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "the connection is not the target's",
-            )))
+        let Some((host, conn)) = self.conn.as_mut() else {
+            return Err(unexpected("no cluster node to list the nodes from"));
+        };
+        let ask = redis::cmd("CLUSTER").arg("NODES").to_owned();
+        let ask = ask.query_async::<String>(conn);
+        let listing = tokio::time::timeout(SILENCE, ask)
+            .await
+            .unwrap_or_else(|_| Err(unexpected("CLUSTER NODES went unanswered")))?;
+        let addrs = cluster_primaries(&listing, host)
+            .ok_or_else(|| unexpected("CLUSTER NODES leaves slots without a primary"))?;
+        let seed = &seeds[0];
+        Ok(addrs
+            .into_iter()
+            .map(|(host, port)| node_info(seed, host, port))
+            .collect())
+    }
+}
+
+/// A connection to the first of `nodes` that answers within a [`TICK`]
+/// each (tracked nodes first: they answered last), with its host.
+async fn first_answering<'a>(
+    nodes: impl Iterator<Item = &'a ConnectionInfo>,
+) -> RedisResult<(String, redis::aio::MultiplexedConnection)> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(TICK))
+        .set_response_timeout(Some(SILENCE));
+    let mut last = unexpected("no cluster node to list the nodes from");
+    for info in nodes {
+        let client = Client::open(info.clone())?;
+        match client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(conn) => return Ok((host_of(info.addr()).to_string(), conn)),
+            Err(e) => last = e,
         }
-    };
-    Ok(infos
-        .into_iter()
-        .map(|info| {
-            let settings = info
-                .redis_settings()
-                .clone()
-                .set_protocol(ProtocolVersion::RESP3);
-            let info = info.set_redis_settings(settings);
-            (info.addr().to_string(), info)
-        })
-        .collect())
+    }
+    Err(last)
+}
+
+fn host_of(addr: &ConnectionAddr) -> &str {
+    match addr {
+        ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host,
+        _ => "",
+    }
+}
+
+fn unexpected(what: &'static str) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Client, what))
 }
 
 /// A cluster node at `host:port`, with the seed node's credentials and TLS mode.
@@ -325,9 +457,10 @@ fn node_info(seed: &ConnectionInfo, host: String, port: u16) -> ConnectionInfo {
 /// The primaries a change to a key could reach, from `CLUSTER NODES`: each
 /// that owns slots (failed or not: a failed one's tracker is down, so the
 /// near cache waits for its replacement), and each empty one that has not
-/// failed (a reshard may move slots to it). `None` unless together they own
-/// every slot, or when one of them has no address.
-fn cluster_primaries(listing: &str) -> Option<Vec<(String, u16)>> {
+/// failed (a reshard may move slots to it). The node that answered may not
+/// know its own address (a cluster of one): it is at `own_host`. `None`
+/// unless together they own every slot, or when another has no address.
+fn cluster_primaries(listing: &str, own_host: &str) -> Option<Vec<(String, u16)>> {
     let mut primaries = Vec::new();
     let mut owned = 0u32;
     for line in listing.lines().filter(|l| !l.trim().is_empty()) {
@@ -347,9 +480,11 @@ fn cluster_primaries(listing: &str) -> Option<Vec<(String, u16)>> {
         owned += slots;
         let hostport = addr.split('@').next()?;
         let (host, port) = hostport.rsplit_once(':')?;
-        if host.is_empty() {
-            return None;
-        }
+        let host = match host {
+            "" if flags.contains(&"myself") && !own_host.is_empty() => own_host,
+            "" => return None,
+            host => host,
+        };
         primaries.push((host.to_string(), port.parse().ok()?));
     }
     (owned == 16_384).then_some(primaries)
@@ -362,7 +497,7 @@ fn slot_count(field: &str) -> Option<u32> {
         return None;
     }
     match field.split_once('-') {
-        Some((a, b)) => Some(b.parse::<u32>().ok()? - a.parse::<u32>().ok()? + 1),
+        Some((a, b)) => Some(b.parse::<u32>().ok()?.checked_sub(a.parse().ok()?)? + 1),
         None => field.parse::<u32>().ok().map(|_| 1),
     }
 }
@@ -381,12 +516,26 @@ d 127.0.0.1:7003@17003 slave a 0 0 1 connected
 e 127.0.0.1:7004@17004 master - 0 0 0 connected
 f 127.0.0.1:7005@17005 master,fail - 0 0 0 connected
 ";
-        let found = cluster_primaries(listing).unwrap();
+        let found = cluster_primaries(listing, "10.0.0.1").unwrap();
         let ports: Vec<u16> = found.iter().map(|(_, p)| *p).collect();
         assert_eq!(ports, [7000, 7001, 7002, 7004]);
         let uncovered = listing.replace("10923-16383", "10923-16382");
-        assert_eq!(cluster_primaries(&uncovered), None, "a slot has no primary");
+        assert_eq!(
+            cluster_primaries(&uncovered, ""),
+            None,
+            "a slot has no primary"
+        );
         let unaddressed = listing.replace("127.0.0.1:7004", ":7004");
-        assert_eq!(cluster_primaries(&unaddressed), None);
+        assert_eq!(cluster_primaries(&unaddressed, "10.0.0.1"), None);
+        let backwards = listing.replace("0-5460", "5460-0");
+        assert_eq!(
+            cluster_primaries(&backwards, ""),
+            None,
+            "a range ending before it starts"
+        );
+        // A cluster of one that does not know its own address.
+        let alone = "a :7000@17000 myself,master - 0 0 1 connected 0-16383\n";
+        let found = cluster_primaries(alone, "10.0.0.1").unwrap();
+        assert_eq!(found, [("10.0.0.1".to_string(), 7000)]);
     }
 }

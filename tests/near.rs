@@ -9,6 +9,10 @@
 //! The bound the reads are held to here, [`BOUND`], is loose enough for a
 //! loaded CI machine; the delay itself is measured by `benches/near.rs`.
 
+// The reader's loop awaits every read call's future in one helper: the
+// type of the spawned task nests deep enough to pass rustc's default limit.
+#![recursion_limit = "256"]
+
 mod support;
 
 use iftb_cache::{CacheManager, ErrorKind, Timeframe};
@@ -114,42 +118,31 @@ impl Versions {
 }
 
 /// One round of the reader's reads, each checked: the ticker, the latest
-/// bar, the newest bars, the client's value. Errors of `allowed` kinds
-/// count, others are wrong.
+/// bar, the newest bars, the client's value.
 async fn read_round(cache: &CacheManager, model: &Versions, report: &mut ReadReport) {
     let version = |p: f64| p as u64;
-    let start = Instant::now();
-    let ticker = cache.market().get_ticker(SYMBOL).await;
-    report.take(
-        "get_ticker",
-        model,
-        start,
-        ticker.map(|t| t.map_or(0, |t| version(t.last))),
-    );
-    let start = Instant::now();
-    let latest = cache.ohlcv().get_latest_bar(SYMBOL, TF).await;
-    report.take(
-        "get_latest_bar",
-        model,
-        start,
-        latest.map(|b| b.map_or(0, |b| version(b.close))),
-    );
-    let start = Instant::now();
-    let bars = cache.ohlcv().get_bars(SYMBOL, TF, 5).await;
-    report.take(
-        "get_bars",
-        model,
-        start,
-        bars.map(|b| b.map_or(0, |b| version(b[0].close))),
-    );
-    let start = Instant::now();
-    let kv = cache.client().get("v").await;
-    report.take(
-        "get",
-        model,
-        start,
-        kv.map(|v| v.map_or(0, |v| v.parse().unwrap_or(u64::MAX))),
-    );
+    let (market, ohlcv, client) = (cache.market(), cache.ohlcv(), cache.client());
+    let ticker = market.get_ticker(SYMBOL);
+    report
+        .read("get_ticker", model, ticker, |t| {
+            t.map_or(0, |t| version(t.last))
+        })
+        .await;
+    let latest = ohlcv.get_latest_bar(SYMBOL, TF);
+    report
+        .read("get_latest_bar", model, latest, |b| {
+            b.map_or(0, |b| version(b.close))
+        })
+        .await;
+    let bars = ohlcv.get_bars(SYMBOL, TF, 5);
+    report
+        .read("get_bars", model, bars, |b| {
+            b.map_or(0, |b| version(b[0].close))
+        })
+        .await;
+    let kv = client.get("v");
+    let parsed = |v: Option<String>| v.map_or(0, |v| v.parse().unwrap_or(u64::MAX));
+    report.read("get", model, kv, parsed).await;
 }
 
 #[derive(Default)]
@@ -160,11 +153,22 @@ struct ReadReport {
 }
 
 impl ReadReport {
-    fn take(&mut self, what: &str, model: &Versions, start: Instant, got: iftb_cache::Result<u64>) {
+    /// Awaits `read` (timed from now) and checks the version `version`
+    /// finds in it. Errors of a Redis that is unavailable count as failed,
+    /// others are wrong.
+    async fn read<T>(
+        &mut self,
+        what: &str,
+        model: &Versions,
+        read: impl std::future::Future<Output = iftb_cache::Result<T>>,
+        version: impl FnOnce(T) -> u64,
+    ) {
+        let start = Instant::now();
+        let got = read.await;
         self.reads += 1;
         match got {
             Ok(v) => {
-                if let Err(e) = model.check(what, start, v) {
+                if let Err(e) = model.check(what, start, version(v)) {
                     self.wrong.push(e);
                 }
             }
@@ -186,26 +190,42 @@ impl ReadReport {
     }
 }
 
-/// Reads in a loop until `done`, every read checked.
-async fn read_until(cache: &CacheManager, model: &Versions, done: &AtomicBool) -> ReadReport {
-    let mut report = ReadReport::default();
-    while !done.load(Ordering::SeqCst) {
-        read_round(cache, model, &mut report).await;
-        tokio::task::yield_now().await;
+/// A reader's task reading in a loop until stopped, every read checked
+/// against `model`.
+struct Reading {
+    model: Arc<Versions>,
+    done: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<ReadReport>,
+}
+
+impl Reading {
+    fn start(reader: &CacheManager) -> Self {
+        let model = Arc::new(Versions::default());
+        let done = Arc::new(AtomicBool::new(false));
+        let (cache, m, d) = (reader.clone(), model.clone(), done.clone());
+        let task = tokio::spawn(async move {
+            let mut report = ReadReport::default();
+            while !d.load(Ordering::SeqCst) {
+                read_round(&cache, &m, &mut report).await;
+                tokio::task::yield_now().await;
+            }
+            report
+        });
+        Self { model, done, task }
     }
-    report
+
+    async fn stop(self) -> ReadReport {
+        self.done.store(true, Ordering::SeqCst);
+        self.task.await.unwrap()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_near_reader_reads_every_write_of_another_manager_within_the_bound() {
     let server = RedisServer::start();
     let (reader, writer) = (near_reader(&server).await, writer(&server).await);
-    let model = Arc::new(Versions::default());
-    let done = Arc::new(AtomicBool::new(false));
-    let reading = {
-        let (reader, model, done) = (reader.clone(), model.clone(), done.clone());
-        tokio::spawn(async move { read_until(&reader, &model, &done).await })
-    };
+    let reading = Reading::start(&reader);
+    let model = Arc::clone(&reading.model);
     for v in 1..=2_000 {
         assert!(model.write(&writer, v).await, "write {v}");
         if v % 100 == 0 {
@@ -214,8 +234,7 @@ async fn a_near_reader_reads_every_write_of_another_manager_within_the_bound() {
         }
     }
     tokio::time::sleep(BOUND * 2).await;
-    done.store(true, Ordering::SeqCst);
-    let report = reading.await.unwrap();
+    let report = reading.stop().await;
     report.assert_none_wrong("reads beside a writer");
     assert_eq!(report.failed, 0);
     let stats = reader.stats();
@@ -357,6 +376,22 @@ async fn assert_reads_follow_redis(reader: &CacheManager, server: &RedisServer, 
     }
 }
 
+/// Sets the ticker to `price` from another manager.
+async fn set_ticker_elsewhere(server: &RedisServer, price: f64) {
+    let writer = writer(server).await;
+    let ticker = ticker(SYMBOL, price);
+    writer.market().set_ticker(SYMBOL, &ticker).await.unwrap();
+}
+
+/// A near reader of `server` holding a copy of the ticker at price 1,
+/// written by another manager.
+async fn reader_with_a_copy(server: &RedisServer) -> CacheManager {
+    let reader = near_reader(server).await;
+    set_ticker_elsewhere(server, 1.0).await;
+    warm(&reader).await;
+    reader
+}
+
 /// Reads the ticker until the near cache serves it (a hit): the first copy
 /// may die at once, to the invalidation of the write just made.
 async fn warm(reader: &CacheManager) {
@@ -380,14 +415,7 @@ async fn warm(reader: &CacheManager) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_empties_the_near_cache_before_it_serves_again() {
     let mut server = RedisServer::start();
-    let reader = near_reader(&server).await;
-    writer(&server)
-        .await
-        .market()
-        .set_ticker(SYMBOL, &ticker(SYMBOL, 1.0))
-        .await
-        .unwrap();
-    warm(&reader).await;
+    let reader = reader_with_a_copy(&server).await;
     let flushes = reader.stats().near_flushes;
     server.restart();
     server.wait_loaded();
@@ -399,26 +427,14 @@ async fn a_restart_empties_the_near_cache_before_it_serves_again() {
         reader.stats()
     );
     assert_near_serving(&reader).await;
-    writer(&server)
-        .await
-        .market()
-        .set_ticker(SYMBOL, &ticker(SYMBOL, 2.0))
-        .await
-        .unwrap();
+    set_ticker_elsewhere(&server, 2.0).await;
     assert_reads_follow_redis(&reader, &server, "after a write on the restarted server").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_kill_of_every_normal_client_hides_no_write() {
     let server = RedisServer::start();
-    let reader = near_reader(&server).await;
-    writer(&server)
-        .await
-        .market()
-        .set_ticker(SYMBOL, &ticker(SYMBOL, 1.0))
-        .await
-        .unwrap();
-    warm(&reader).await;
+    let reader = reader_with_a_copy(&server).await;
     let mut raw = server.raw();
     redis::cmd("CLIENT")
         .arg("KILL")
@@ -441,14 +457,8 @@ async fn client_kill_of_every_normal_client_hides_no_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_pause_serves_only_what_redis_still_holds() {
     let server = RedisServer::start();
-    let reader = near_reader(&server).await;
+    let reader = reader_with_a_copy(&server).await;
     let writer = writer(&server).await;
-    writer
-        .market()
-        .set_ticker(SYMBOL, &ticker(SYMBOL, 1.0))
-        .await
-        .unwrap();
-    warm(&reader).await;
     redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(1_500)
@@ -499,14 +509,7 @@ async fn a_frozen_server_stops_the_near_cache_within_its_heartbeat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flushall_drops_every_copy() {
     let server = RedisServer::start();
-    let reader = near_reader(&server).await;
-    writer(&server)
-        .await
-        .market()
-        .set_ticker(SYMBOL, &ticker(SYMBOL, 1.0))
-        .await
-        .unwrap();
-    warm(&reader).await;
+    let reader = reader_with_a_copy(&server).await;
     let flushes = reader.stats().near_flushes;
     redis::cmd("FLUSHALL").exec(&mut server.raw()).unwrap();
     assert_reads_follow_redis(&reader, &server, "after FLUSHALL").await;
@@ -668,12 +671,8 @@ async fn near_reads_across_a_cluster_failover_are_never_stale() {
         CacheManager::connect(cluster.config(|b| b.response_timeout(Duration::from_millis(500))))
             .await
             .unwrap();
-    let model = Arc::new(Versions::default());
-    let done = Arc::new(AtomicBool::new(false));
-    let reading = {
-        let (reader, model, done) = (reader.clone(), model.clone(), done.clone());
-        tokio::spawn(async move { read_until(&reader, &model, &done).await })
-    };
+    let reading = Reading::start(&reader);
+    let model = Arc::clone(&reading.model);
     write_for(&writer, &model, 0, Duration::from_secs(1)).await;
     let key = format!("iftb:v2:ticker:{{{SYMBOL}}}");
     let victim = cluster.primary_of_key(&key);
@@ -697,8 +696,7 @@ async fn near_reads_across_a_cluster_failover_are_never_stale() {
     // lost: reads are held to the writes from here on.
     model.hold_from_now();
     write_for(&writer, &model, 10_000, Duration::from_secs(3)).await;
-    done.store(true, Ordering::SeqCst);
-    let report = reading.await.unwrap();
+    let report = reading.stop().await;
     report.assert_none_wrong("near reads across a failover");
     let stats = reader.stats();
     assert!(
@@ -721,14 +719,7 @@ async fn near_reads_across_a_cluster_failover_are_never_stale() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_loop_of_hits_on_a_current_thread_runtime_still_sees_remote_writes() {
     let server = RedisServer::start();
-    let reader = near_reader(&server).await;
-    writer(&server)
-        .await
-        .market()
-        .set_ticker(SYMBOL, &ticker(SYMBOL, 1.0))
-        .await
-        .unwrap();
-    warm(&reader).await;
+    let reader = reader_with_a_copy(&server).await;
     let url = server.url();
     let written = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -789,12 +780,8 @@ async fn near_reads_follow_a_sentinel_failover_and_are_never_stale() {
         .unwrap_or_else(|e| panic!("connect: {e}\n{}", set.logs()));
     assert_near_serving(&reader).await;
     let writer = CacheManager::connect(set.config(|b| b)).await.unwrap();
-    let model = Arc::new(Versions::default());
-    let done = Arc::new(AtomicBool::new(false));
-    let reading = {
-        let (reader, model, done) = (reader.clone(), model.clone(), done.clone());
-        tokio::spawn(async move { read_until(&reader, &model, &done).await })
-    };
+    let reading = Reading::start(&reader);
+    let model = Arc::clone(&reading.model);
     write_for(&writer, &model, 0, Duration::from_secs(1)).await;
     let old = set.primary();
     set.nodes[old].kill();
@@ -803,8 +790,7 @@ async fn near_reads_follow_a_sentinel_failover_and_are_never_stale() {
     // reads are held to the writes from here on.
     model.hold_from_now();
     write_for(&writer, &model, 10_000, Duration::from_secs(3)).await;
-    done.store(true, Ordering::SeqCst);
-    let report = reading.await.unwrap();
+    let report = reading.stop().await;
     report.assert_none_wrong("near reads across a Sentinel failover");
     wait_until(
         "tracking on the new primary",

@@ -346,19 +346,13 @@ impl Near {
         self.miss();
         let fetch = || async {
             let (runs, pttl) = fetch().await?;
-            codec::check_runs(&runs, true)?;
-            let body = join(runs.iter().rev());
-            let tag = if body.len() < n * ARCHIVED_BAR_LEN {
-                WHOLE
-            } else {
-                PART
-            };
-            let found = !body.is_empty();
-            Ok(Fetched {
-                copy: Held { tag, body },
-                found,
+            let whole = |body: &Bytes| body.len() < n * ARCHIVED_BAR_LEN;
+            bars_fetched(
+                &runs,
                 pttl,
-            })
+                true,
+                |body| if whole(body) { WHOLE } else { PART },
+            )
         };
         let copy = self
             .fetch_one(set, set, || format!("{set}\0newest {n}"), fetch)
@@ -386,14 +380,7 @@ impl Near {
         self.miss();
         let fetch = || async {
             let (runs, pttl) = fetch().await?;
-            codec::check_runs(&runs, false)?;
-            let body = join(runs.iter());
-            let found = !body.is_empty();
-            Ok(Fetched {
-                copy: Held { tag: FOUND, body },
-                found,
-                pttl,
-            })
+            bars_fetched(&runs, pttl, false, |_| FOUND)
         };
         let copy = self.fetch_one(&local, set, || local.clone(), fetch).await?;
         Ok(runs_of(copy.body))
@@ -534,6 +521,29 @@ fn record(body: &[u8]) -> BarRecord {
     let mut bar = [0u8; ARCHIVED_BAR_LEN];
     bar.copy_from_slice(&body[..ARCHIVED_BAR_LEN]);
     bar
+}
+
+/// A series read fetched: its runs checked as bars in their order (newest
+/// runs first when `newest_first`, a window's oldest first), then joined
+/// into one run, oldest first, tagged by `tag`.
+fn bars_fetched(
+    runs: &[Bytes],
+    pttl: i64,
+    newest_first: bool,
+    tag: impl FnOnce(&Bytes) -> u8,
+) -> Result<Fetched> {
+    codec::check_runs(runs, newest_first)?;
+    let body = if newest_first {
+        join(runs.iter().rev())
+    } else {
+        join(runs.iter())
+    };
+    let copy = Held {
+        tag: tag(&body),
+        body,
+    };
+    let found = !copy.body.is_empty();
+    Ok(Fetched { copy, found, pttl })
 }
 
 /// Runs (each oldest first) back to back, in the order given.

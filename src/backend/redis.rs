@@ -12,7 +12,7 @@
 //! key's `PTTL` in the same round trip. Every write drops the copies of the
 //! keys it touches on its way out, whatever its outcome.
 
-use super::cluster::{key_slot, Cluster, Part};
+use super::cluster::{key_slot, Part};
 use super::connection::{within, Connection};
 use super::near::{Near, NearStats};
 use super::series::{self, UPSERT_LUA};
@@ -135,10 +135,7 @@ impl RedisBackend {
         let Some(near) = &self.near else {
             return self.mget_any(keys).await;
         };
-        let fetch = |ids: Vec<usize>| async move {
-            let missing: Vec<&str> = ids.iter().map(|&i| keys[i].as_str()).collect();
-            self.mget_with_pttls(&missing).await
-        };
+        let fetch = |ids| self.mget_with_pttls(keys, ids);
         near.values(keys, fetch, Ok).await
     }
 
@@ -149,9 +146,26 @@ impl RedisBackend {
         self.query_pipe(&pipe).await
     }
 
-    /// `MGET` of `keys` and the `PTTL` of each, in one round trip (on a
-    /// cluster, one per slot, in one pipeline per node).
-    async fn mget_with_pttls(&self, keys: &[&str]) -> Result<Vec<(Option<Bytes>, i64)>> {
+    /// `MGET` of the keys at `ids` and the `PTTL` of each, in one round
+    /// trip (on a cluster, one per slot, in one pipeline per node): a near
+    /// cache's misses.
+    async fn mget_with_pttls<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+        ids: Vec<usize>,
+    ) -> Result<Vec<(Option<Bytes>, i64)>> {
+        let missing: Vec<&str> = ids.iter().map(|&i| keys[i].as_ref()).collect();
+        self.mget_grouped(&missing, true).await
+    }
+
+    /// One `MGET` per slot (one in all, off a cluster), each with the
+    /// `PTTL` of its keys when `pttls` (-2 otherwise), sent in one round
+    /// trip; the answers in the caller's order.
+    async fn mget_grouped<K, T>(&self, keys: &[K], pttls: bool) -> Result<Vec<(Option<T>, i64)>>
+    where
+        K: AsRef<str>,
+        T: FromRedisValue,
+    {
         let groups: Vec<(u16, Vec<usize>)> = match self.conn.cluster() {
             Some(_) => by_slot(keys),
             None => vec![(0, (0..keys.len()).collect())],
@@ -160,27 +174,29 @@ impl RedisBackend {
         for (slot, ids) in &groups {
             let mut mget = redis::cmd("MGET");
             for &i in ids {
-                mget.arg(keys[i]);
+                mget.arg(keys[i].as_ref());
             }
             parts.push(Part {
                 slot: *slot,
                 cmd: mget,
             });
-            for &i in ids {
-                let cmd = redis::cmd("PTTL").arg(keys[i]).to_owned();
+            for &i in ids.iter().filter(|_| pttls) {
+                let cmd = redis::cmd("PTTL").arg(keys[i].as_ref()).to_owned();
                 parts.push(Part { slot: *slot, cmd });
             }
         }
-        let answers = self.read_all(&parts).await?;
-        let mut answers = answers.into_iter();
-        let mut found: Vec<(Option<Bytes>, i64)> = vec![(None, -2); keys.len()];
+        let mut answers = self.read_all(&parts).await?.into_iter();
+        let mut found: Vec<(Option<T>, i64)> = std::iter::repeat_with(|| (None, -2))
+            .take(keys.len())
+            .collect();
         for (_, ids) in &groups {
-            let values: Vec<Option<Bytes>> = parse(answers.next())?;
+            let values: Vec<Option<T>> = parse(answers.next())?;
             if values.len() != ids.len() {
                 return Err(Error::new(ErrorKind::Server, "MGET answered a wrong count"));
             }
             for (&i, value) in ids.iter().zip(values) {
-                found[i] = (value, parse(answers.next())?);
+                let pttl = if pttls { parse(answers.next())? } else { -2 };
+                found[i] = (value, pttl);
             }
         }
         Ok(found)
@@ -207,44 +223,12 @@ impl RedisBackend {
         K: AsRef<str>,
         T: FromRedisValue,
     {
-        let Some(cluster) = self.conn.cluster() else {
+        if !self.conn.is_cluster() {
             let cmd = redis::cmd("MGET").arg(as_strs(keys)).to_owned();
             return self.query(&cmd).await;
-        };
-        self.mget_on_cluster(cluster, keys).await
-    }
-
-    /// One `MGET` per slot, in one pipeline per node (`cluster.rs`).
-    async fn mget_on_cluster<K, T>(&self, cluster: &Cluster, keys: &[K]) -> Result<Vec<Option<T>>>
-    where
-        K: AsRef<str>,
-        T: FromRedisValue,
-    {
-        let groups = by_slot(keys);
-        let parts: Vec<Part> = groups
-            .iter()
-            .map(|(slot, ids)| {
-                let mut cmd = redis::cmd("MGET");
-                for &i in ids {
-                    cmd.arg(keys[i].as_ref());
-                }
-                Part { slot: *slot, cmd }
-            })
-            .collect();
-        let read = async { cluster.read_parts(&parts).await.map_err(Error::from) };
-        let answers = within(self.deadline, read).await?;
-        let mut found: Vec<Option<T>> = std::iter::repeat_with(|| None).take(keys.len()).collect();
-        for ((_, ids), answer) in groups.iter().zip(answers) {
-            let values: Vec<Option<T>> =
-                FromRedisValue::from_redis_value(answer).map_err(redis::RedisError::from)?;
-            if values.len() != ids.len() {
-                return Err(Error::new(ErrorKind::Server, "MGET answered a wrong count"));
-            }
-            for (&i, value) in ids.iter().zip(values) {
-                found[i] = value;
-            }
         }
-        Ok(found)
+        let found = self.mget_grouped(keys, false).await?;
+        Ok(found.into_iter().map(|(value, _)| value).collect())
     }
 
     pub(crate) async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
@@ -467,12 +451,8 @@ impl RedisBackend {
                 .map(|head| head.map(series::head_bar).transpose())
                 .collect();
         };
-        let heads = &heads;
-        let fetch = |ids: Vec<usize>| async move {
-            let missing: Vec<&str> = ids.iter().map(|&i| heads[i]).collect();
-            self.mget_with_pttls(&missing).await
-        };
-        near.latest_many(heads, fetch).await
+        let fetch = |ids| self.mget_with_pttls(&heads, ids);
+        near.latest_many(&heads, fetch).await
     }
 
     /// `PING`; on a cluster, every primary reports the cluster up with every

@@ -39,7 +39,11 @@ pub struct CacheManager {
 impl CacheManager {
     /// Connects the backend `config` selects: Redis when a URL or host is set,
     /// the embedded backend otherwise. Emits `redis_connected` or
-    /// `redis_connection_failed`.
+    /// `redis_connection_failed`. With a [near
+    /// cache](crate::CacheConfigBuilder::near_cache), it then waits up to the
+    /// connect timeout for tracking to be on (`stats().near_serving`); past
+    /// that, it returns anyway, reads go to Redis, and the near cache serves
+    /// once tracking is on.
     ///
     /// # Errors
     ///

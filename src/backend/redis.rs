@@ -50,7 +50,9 @@ pub(crate) struct RedisBackend {
 
 impl RedisBackend {
     /// Connects, failing within [`CacheConfig::connect_deadline`] when Redis
-    /// is unreachable: one bound for the whole of it, credential check included.
+    /// is unreachable: one bound for the whole of it, credential check
+    /// included. With a near cache, then waits up to the connect timeout
+    /// for it to serve (never failing for it).
     pub(crate) async fn connect(config: &CacheConfig) -> Result<Self> {
         let target = config
             .redis_target()

@@ -116,7 +116,9 @@ fn hits(c: &mut Criterion) {
         .to_owned();
     let head = redis::cmd("GET").arg(HEAD_KEY).to_owned();
     let ticker = redis::cmd("GET").arg(TICKER_KEY).to_owned();
-    // Warm every cache once: what follows are hits.
+    // The pushes of the fixture's writes arrive, then every cache is warmed
+    // once: what follows are hits.
+    std::thread::sleep(Duration::from_millis(50));
     let _: Vec<Vec<u8>> = f.aio_read(&newest);
     let _: Vec<u8> = f.aio_read(&head);
     let _: Vec<u8> = f.aio_read(&ticker);
@@ -199,11 +201,11 @@ fn hits(c: &mut Criterion) {
         });
     }
     g.finish();
+    // Three misses warmed the copies (a late push of the fixture's writes
+    // may have cost each one more); every timed read was a hit. (Under
+    // `cargo test --benches` each function runs once: the check holds too.)
     let stats = f.near.stats();
-    assert!(
-        stats.near_hits > stats.near_misses * 1_000,
-        "the near cache missed: {stats:?}"
-    );
+    assert!(stats.near_misses <= 6, "timed reads missed: {stats:?}");
     drop(f.server);
 }
 

@@ -38,10 +38,7 @@ impl Fixture {
     fn start() -> Self {
         let server = RedisServer::start();
         let topology = RedisCluster::start(3, 0);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let rt = common::runtime();
         let config = CacheConfig::builder()
             .redis_url(&server.url())
             .build()

@@ -14,13 +14,6 @@ use std::hint::black_box;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
     g.warm_up_time(Duration::from_millis(500))
@@ -34,7 +27,7 @@ fn cache_with_series(rt: &Runtime) -> CacheManager {
 }
 
 fn reads(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::runtime();
     let cache = cache_with_series(&rt);
     let ohlcv = cache.ohlcv();
     let mut g = group(c, "embedded/ohlcv");
@@ -81,7 +74,7 @@ fn peer_key(symbol: &str) -> String {
 /// The yardsticks: moka and quick-cache holding the same latest bar as a
 /// native `Bar` (no decoding), under the same key built per call.
 fn vs_peers(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::runtime();
     let cache = cache_with_series(&rt);
     let ohlcv = cache.ohlcv();
     let latest = rt
@@ -113,7 +106,7 @@ fn vs_peers(c: &mut Criterion) {
 }
 
 fn writes(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::runtime();
     let cache = cache_with_series(&rt);
     let ohlcv = cache.ohlcv();
     // The same 1,000 open times again, with other prices: a refresh of the series.
@@ -132,7 +125,7 @@ fn writes(c: &mut Criterion) {
 }
 
 fn market(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::runtime();
     let cache = rt
         .block_on(CacheManager::connect(CacheConfig::embedded()))
         .expect("embedded");

@@ -21,16 +21,9 @@ use std::time::{Duration, Instant};
 
 const RUN: Duration = Duration::from_secs(3);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 /// Reads `SYMBOL`'s latest bar or newest 100 bars until `stop`, timing each.
 fn reader(cache: CacheManager, stop: Arc<AtomicBool>, bars: bool) -> Samples {
-    runtime().block_on(async move {
+    common::runtime().block_on(async move {
         let o = cache.ohlcv();
         let mut s = Samples::default();
         while !stop.load(Relaxed) {
@@ -48,7 +41,7 @@ fn reader(cache: CacheManager, stop: Arc<AtomicBool>, bars: bool) -> Samples {
 
 /// Upserts the in-progress bar 10,000 times a second until `stop`.
 fn writer(cache: CacheManager, stop: Arc<AtomicBool>) -> u64 {
-    runtime().block_on(async move {
+    common::runtime().block_on(async move {
         let o = cache.ohlcv();
         let last = common::bars(1_000, TF.millis() as i64, common::SEED)[999];
         let mut n = 0u64;
@@ -94,7 +87,7 @@ fn contended(cache: &CacheManager, with_writer: bool, bars: bool) -> (Samples, u
 }
 
 fn contention() {
-    let cache = runtime().block_on(common::embedded_with_series(SYMBOL, TF));
+    let cache = common::runtime().block_on(common::embedded_with_series(SYMBOL, TF));
     println!("two readers of one series, a writer upserting its in-progress bar at 10,000/s:");
     for (name, bars) in [("get_latest_bar", false), ("get_bars(100)", true)] {
         let (alone, _) = contended(&cache, false, bars);
@@ -173,7 +166,7 @@ fn memory() {
         println!("RSS: /proc/self/statm is not readable here");
         return;
     };
-    let rt = runtime();
+    let rt = common::runtime();
     let config = CacheConfig::builder()
         .embedded_capacity(NonZeroUsize::new(capacity).expect("non-zero"))
         .build()

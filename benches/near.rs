@@ -38,13 +38,6 @@ struct Fixture {
     server: RedisServer,
 }
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn manager(rt: &Runtime, server: &RedisServer, near: bool) -> CacheManager {
     let mut builder = CacheConfig::builder().redis_url(&server.url());
     if near {
@@ -62,7 +55,7 @@ fn manager(rt: &Runtime, server: &RedisServer, near: bool) -> CacheManager {
 impl Fixture {
     fn start() -> Self {
         let server = RedisServer::start();
-        let rt = runtime();
+        let rt = common::runtime();
         let near = manager(&rt, &server, true);
         let plain = manager(&rt, &server, false);
         let client = redis::Client::open(format!("{}?protocol=resp3", server.url())).unwrap();
@@ -216,7 +209,7 @@ fn hits(c: &mut Criterion) {
 fn invalidation_delay(_: &mut Criterion) {
     const WRITES: u64 = 2_000;
     let server = RedisServer::start();
-    let rt = runtime();
+    let rt = common::runtime();
     let reader = manager(&rt, &server, true);
     let acked: Arc<Vec<AtomicU64>> = Arc::new((0..=WRITES).map(|_| AtomicU64::new(0)).collect());
     let epoch = Instant::now();
@@ -224,7 +217,7 @@ fn invalidation_delay(_: &mut Criterion) {
     let writer = {
         let acked = Arc::clone(&acked);
         std::thread::spawn(move || {
-            let rt = runtime();
+            let rt = common::runtime();
             let config = CacheConfig::builder().redis_url(&url).build().unwrap();
             let writer = rt.block_on(CacheManager::connect(config)).unwrap();
             for v in 1..=WRITES {

@@ -30,10 +30,7 @@ struct Fixture {
 impl Fixture {
     fn start() -> Self {
         let server = RedisServer::start();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let rt = common::runtime();
         let config = CacheConfig::builder()
             .redis_url(&server.url())
             .build()

@@ -113,6 +113,15 @@ pub fn llm_result(bytes: usize, seed: u64) -> serde_json::Value {
     })
 }
 
+/// The runtime every bench's client runs on: one thread, as a strategy's
+/// hot loop would.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// An embedded cache holding a 1,000-bar `tf` series of `symbol`.
 pub async fn embedded_with_series(symbol: &str, tf: Timeframe) -> CacheManager {
     let cache = CacheManager::connect(CacheConfig::embedded())

@@ -96,38 +96,22 @@ pub async fn connect(
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod on_embedded {
+        $crate::on_backend!(on_embedded, embedded, $($name),*);
+        $crate::on_backend!(on_redis, with_redis, $($name),*);
+        $crate::on_backend!(on_near, with_near, $($name),*);
+        $crate::on_backend!(on_cluster, with_cluster, $($name),*);
+    };
+}
+
+/// One module of [`on_both_backends`]: each test on the cache `start` makes.
+#[macro_export]
+macro_rules! on_backend {
+    ($module:ident, $start:ident, $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let t = $crate::support::embedded().await;
-                    super::$name(&t).await;
-                }
-            )*
-        }
-        mod on_redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = $crate::support::with_redis().await;
-                    super::$name(&t).await;
-                }
-            )*
-        }
-        mod on_near {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = $crate::support::with_near().await;
-                    super::$name(&t).await;
-                }
-            )*
-        }
-        mod on_cluster {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = $crate::support::with_cluster().await;
+                    let t = $crate::support::$start().await;
                     super::$name(&t).await;
                 }
             )*

@@ -473,10 +473,16 @@ impl Near {
             // No TTL; or no key, and nothing was found (a missing copy).
             -1 => None,
             -2 if !fetched.found => None,
-            ms if ms > 0 => match Duration::from_millis(ms as u64).checked_sub(sent.elapsed()) {
-                Some(left) if !left.is_zero() => Some(left),
-                _ => return,
-            },
+            // Whole milliseconds from the server's clock, also in whole
+            // milliseconds: up to one more than is left. Counted from
+            // before the read was sent, less that one.
+            ms if ms > 1 => {
+                let left = Duration::from_millis(ms as u64 - 1).checked_sub(sent.elapsed());
+                match left {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return,
+                }
+            }
             // Expiring now, or gone between the read and the PTTL.
             _ => return,
         };

@@ -27,6 +27,14 @@ pub enum ErrorKind {
     Config,
     /// The value-producing closure given to a loading helper failed.
     Compute,
+    /// The circuit breaker is open: Redis was unavailable on the last calls,
+    /// so this one failed at once, without reaching Redis, while a probe in
+    /// the background waits for Redis to answer again (see
+    /// [`breaker_threshold`](crate::CacheConfigBuilder::breaker_threshold)).
+    CircuitOpen,
+    /// Redis is at its `maxmemory` and its policy (`noeviction`) refuses
+    /// writes: this write stored nothing. Reads keep working.
+    OutOfMemory,
 }
 
 /// The error of every fallible call in this crate.
@@ -94,10 +102,24 @@ impl Error {
         self.kind == ErrorKind::Codec
     }
 
-    /// True for failures that say Redis is unavailable right now (connection
-    /// or timeout), as opposed to a problem with the call or the data.
+    /// True for failures that say Redis is unavailable right now (connection,
+    /// timeout, or the circuit breaker open after those), as opposed to a
+    /// problem with the call or the data.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout)
+        matches!(
+            self.kind,
+            ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::CircuitOpen
+        )
+    }
+
+    /// True when the call failed fast because the circuit breaker is open.
+    pub fn is_circuit_open(&self) -> bool {
+        self.kind == ErrorKind::CircuitOpen
+    }
+
+    /// True when Redis refused a write for want of memory (`OOM`).
+    pub fn is_out_of_memory(&self) -> bool {
+        self.kind == ErrorKind::OutOfMemory
     }
 }
 
@@ -150,6 +172,8 @@ impl From<redis::RedisError> for Error {
             ErrorKind::Config
         } else if has_code("WRONGTYPE") || has_code("CORRUPT") {
             ErrorKind::Codec
+        } else if has_code("OOM") || is_oom_in_script(&e) {
+            ErrorKind::OutOfMemory
         } else {
             ErrorKind::Server
         };
@@ -170,6 +194,12 @@ const UNAVAILABLE_CODES: [&str; 8] = [
     "MASTERDOWN",
     "NOREPLICAS",
 ];
+
+/// A script (the series upsert) whose write Redis refused for memory:
+/// Redis reports it as the script's error, the `OOM` text inside it.
+fn is_oom_in_script(e: &redis::RedisError) -> bool {
+    e.to_string().contains("OOM command not allowed")
+}
 
 /// The codes Redis answered (`WRONGTYPE`: one of our keys holds a value of
 /// another Redis type, foreign data as a foreign string would be;

@@ -5,8 +5,9 @@
 //! Fail-open rules, written once here: with
 //! [`fail_open`](crate::CacheConfigBuilder::fail_open) on, a read that meets
 //! an unavailable backend or a value it cannot decode answers a miss, and a
-//! write the unavailable backend did not take is dropped; each is counted and
-//! reported by a `cache_fail_open` warning. Bad input is never absorbed.
+//! write the unavailable (or full: `OOM`) backend did not take is dropped;
+//! each is counted and reported by a `cache_fail_open` warning. Bad input is
+//! never absorbed.
 
 use crate::backend::Backend;
 use crate::config::CacheConfig;
@@ -206,8 +207,14 @@ impl Shared {
     }
 
     /// True when fail-open mode is on and `e` is one it absorbs: the backend
-    /// is unavailable, or (for reads) a stored value cannot be decoded.
+    /// is unavailable, or (for reads) a stored value cannot be decoded, or
+    /// (for writes) Redis is full.
     fn fails_open(&self, e: &Error, read: bool) -> bool {
-        self.config.fail_open() && (e.is_unavailable() || (read && e.is_codec()))
+        let absorbed = if read {
+            e.is_codec()
+        } else {
+            e.is_out_of_memory()
+        };
+        self.config.fail_open() && (e.is_unavailable() || absorbed)
     }
 }

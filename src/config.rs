@@ -89,6 +89,8 @@ pub struct CacheConfig {
     max_bars_per_series: Option<NonZeroUsize>,
     fail_open: bool,
     near_cache: Option<NonZeroUsize>,
+    breaker_threshold: u32,
+    breaker_probe_interval: Duration,
 }
 
 /// The least near cache [`build`](CacheConfigBuilder::build) accepts: below
@@ -98,7 +100,9 @@ pub const MIN_NEAR_CACHE_BYTES: usize = 64 << 10;
 impl CacheConfig {
     /// A builder starting from the defaults: embedded backend, namespace `iftb`,
     /// the original TTL table, 2 s connect and 1 s response timeouts, 256 MiB of
-    /// embedded capacity, no cap on bars per series, fail-open off, no near cache.
+    /// embedded capacity, no cap on bars per series, fail-open off, no near
+    /// cache, a circuit breaker that opens at the first unavailability and
+    /// probes every 100 ms.
     pub fn builder() -> CacheConfigBuilder {
         CacheConfigBuilder {
             config: CacheConfig {
@@ -111,6 +115,8 @@ impl CacheConfig {
                 max_bars_per_series: None,
                 fail_open: false,
                 near_cache: None,
+                breaker_threshold: 1,
+                breaker_probe_interval: Duration::from_millis(100),
             },
             error: None,
             node_auth: None,
@@ -286,6 +292,17 @@ impl CacheConfig {
     pub fn fail_open(&self) -> bool {
         self.fail_open
     }
+
+    /// Consecutive unavailability failures that open the circuit breaker;
+    /// 0 when it is off. See [`CacheConfigBuilder::breaker_threshold`].
+    pub fn breaker_threshold(&self) -> u32 {
+        self.breaker_threshold
+    }
+
+    /// The wait between two failed probes of an open circuit breaker.
+    pub fn breaker_probe_interval(&self) -> Duration {
+        self.breaker_probe_interval
+    }
 }
 
 impl Default for CacheConfig {
@@ -306,6 +323,8 @@ impl fmt::Debug for CacheConfig {
             .field("max_bars_per_series", &self.max_bars_per_series)
             .field("fail_open", &self.fail_open)
             .field("near_cache", &self.near_cache)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_probe_interval", &self.breaker_probe_interval)
             .finish()
     }
 }
@@ -480,8 +499,9 @@ impl CacheConfigBuilder {
 
     /// Fail-open mode (default off), for strategies that must keep trading
     /// while Redis is down: when the backend is unavailable (a connection or
-    /// timeout error) a read returns a miss and a write is dropped, and a
-    /// stored value that cannot be decoded reads as a miss. Each such call
+    /// timeout error, or the circuit breaker open) a read returns a miss and
+    /// a write is dropped, so is a write Redis refuses for want of memory
+    /// (`OOM`), and a stored value that cannot be decoded reads as a miss. Each such call
     /// emits a `cache_fail_open` warn event and is counted in
     /// [`CacheStats::fail_open_misses`](crate::CacheStats::fail_open_misses) or
     /// [`CacheStats::fail_open_dropped_writes`](crate::CacheStats::fail_open_dropped_writes).
@@ -534,14 +554,60 @@ impl CacheConfigBuilder {
         self
     }
 
+    /// The circuit breaker of a Redis backend: after `failures` calls in a
+    /// row failed as unavailable (a timeout, a refused, reset or dropped
+    /// connection, Redis loading or without a primary), it opens. While it
+    /// is open, every call that would reach Redis fails at once with
+    /// [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen) (or, in
+    /// [fail-open](Self::fail_open) mode, misses and drops its write), and
+    /// one probe at a time checks Redis in the background: `PING` (on a
+    /// cluster, every primary reporting every slot served), each bounded by
+    /// the call deadline, [`breaker_probe_interval`](Self::breaker_probe_interval)
+    /// apart. The first probe that succeeds closes it, and so does any call
+    /// that was in flight and succeeds. So a frozen or black-holed Redis
+    /// costs the calls in flight one deadline, and the calls after them
+    /// nothing.
+    ///
+    /// The default, 1, opens at the first unavailability: the calls of a
+    /// strategy's tick come one after another, and each failure past the
+    /// first would cost another full deadline. A false alarm (one slow
+    /// reply on a healthy server) costs one probe's round trip of fast
+    /// failures. `0` turns the breaker off. Near-cache hits never reach
+    /// Redis, so they are served whatever its state.
+    ///
+    /// Over 1,000 is rejected at [`build`](Self::build): a breaker that
+    /// waits that long no longer protects anything.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = iftb_cache::CacheConfig::builder().breaker_threshold(3).build()?;
+    /// assert_eq!(config.breaker_threshold(), 3);
+    /// # Ok::<(), iftb_cache::Error>(())
+    /// ```
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.config.breaker_threshold = failures;
+        self
+    }
+
+    /// The wait between two failed probes of an open circuit breaker
+    /// (default 100 ms; 1 ms to 1 minute). Each probe is bounded by the
+    /// call deadline, so while Redis is frozen a probe is in flight most
+    /// of the time, and it closes the breaker as soon as Redis answers it.
+    pub fn breaker_probe_interval(mut self, interval: Duration) -> Self {
+        self.config.breaker_probe_interval = interval;
+        self
+    }
+
     /// Validates and returns the configuration.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Config`] for a bad URL or namespace, a TTL under one
     /// millisecond or over [`MAX_TTL`](crate::MAX_TTL), a timeout under one
-    /// millisecond or over [`MAX_TIMEOUT`](crate::MAX_TIMEOUT), or a near
-    /// cache under [`MIN_NEAR_CACHE_BYTES`] or without Redis.
+    /// millisecond or over [`MAX_TIMEOUT`](crate::MAX_TIMEOUT), a near
+    /// cache under [`MIN_NEAR_CACHE_BYTES`] or without Redis, or a circuit
+    /// breaker threshold over 1,000 or probe interval outside 1 ms..=1 min.
     pub fn build(self) -> Result<CacheConfig> {
         if let Some(e) = self.error {
             return Err(e);
@@ -567,8 +633,28 @@ impl CacheConfigBuilder {
             }
         }
         check_near_cache(&c)?;
+        check_breaker(&c)?;
         Ok(c)
     }
+}
+
+/// Most consecutive failures a circuit breaker may wait for.
+const MAX_BREAKER_THRESHOLD: u32 = 1_000;
+
+fn check_breaker(c: &CacheConfig) -> Result<()> {
+    if c.breaker_threshold > MAX_BREAKER_THRESHOLD {
+        return Err(config_error(format!(
+            "breaker_threshold of {} is over {MAX_BREAKER_THRESHOLD}; 0 turns the breaker off",
+            c.breaker_threshold
+        )));
+    }
+    let interval = c.breaker_probe_interval;
+    if interval.as_millis() == 0 || interval > Duration::from_secs(60) {
+        return Err(config_error(format!(
+            "breaker_probe_interval is {interval:?}; it must be 1 ms to 1 minute"
+        )));
+    }
+    Ok(())
 }
 
 fn check_near_cache(c: &CacheConfig) -> Result<()> {

@@ -105,13 +105,16 @@ impl CacheManager {
 
     /// Hit, miss and error counters since connecting, what
     /// [fail-open mode](crate::CacheConfigBuilder::fail_open) absorbed, and
-    /// what the [near cache](crate::CacheConfigBuilder::near_cache) did.
+    /// what the [near cache](crate::CacheConfigBuilder::near_cache) and the
+    /// [circuit breaker](crate::CacheConfigBuilder::breaker_threshold) did.
     pub fn stats(&self) -> CacheStats {
-        let near = self.shared.backend.near_stats();
-        self.shared.counters.snapshot(near)
+        let backend = &self.shared.backend;
+        let counters = &self.shared.counters;
+        counters.snapshot(backend.near_stats(), backend.breaker_stats())
     }
 
-    /// True when the backend answers (`PING` for Redis) within the response timeout.
+    /// True when the backend answers (`PING` for Redis) within the response
+    /// timeout; false at once while the circuit breaker is open.
     pub async fn health_check(&self) -> bool {
         let result = self.shared.backend.ping().await;
         self.shared.observe("ping", "", result).is_ok()

@@ -126,7 +126,7 @@ impl BarWriteOptions {
 /// use std::time::Duration;
 /// let opts = ComputeOptions::new()
 ///     .ttl(Duration::from_secs(3_600))
-///     .lock(Duration::from_secs(30)); // longer than the LLM call usually takes
+///     .lock(Duration::from_secs(30)); // how long a dead holder blocks others
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
@@ -144,10 +144,15 @@ impl ComputeOptions {
     ttl_setter!("The result expires `ttl` after it is stored.");
 
     setter! {
-        /// Takes a lock in the backend for at most `lease` (at least 1 ms) while
-        /// computing, so that other processes wait for this one's result instead
-        /// of paying for the same call. Choose a lease longer than the call
-        /// usually takes: past it, a waiter computes too.
+        /// Takes a lock in the backend (a random 128-bit token, `SET NX PX`)
+        /// while computing, so that other processes wait for this one's
+        /// result instead of paying for the same call. The lease (at least
+        /// 1 ms) is renewed every third of it while the computation runs, so
+        /// a call longer than the lease is still paid once. The lock is
+        /// released on every way out: a result, an error, a panic, or the
+        /// call being cancelled (dropped by a `timeout` or `select!`). A
+        /// holder whose process dies stops renewing it: the others wait at
+        /// most one lease, then one of them computes.
         lock => lease: Duration
     }
 

@@ -1,7 +1,8 @@
 //! Counters for the metrics the original asked to track: hits, misses, errors,
-//! and what fail-open mode absorbed; and what the near cache did.
+//! and what fail-open mode absorbed; and what the near cache and the circuit
+//! breaker did.
 
-use crate::backend::NearStats;
+use crate::backend::{BreakerStats, NearStats};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Live counters, shared by every clone of a [`CacheManager`](crate::CacheManager).
@@ -37,9 +38,12 @@ impl Counters {
         self.fail_open_dropped_writes.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, near: Option<NearStats>) -> CacheStats {
+    pub(crate) fn snapshot(&self, near: Option<NearStats>, breaker: BreakerStats) -> CacheStats {
         let near = near.unwrap_or_default();
         CacheStats {
+            breaker_open: breaker.open,
+            breaker_opens: breaker.opens,
+            breaker_rejected: breaker.rejected,
             near_hits: near.hits,
             near_misses: near.misses,
             near_invalidations: near.invalidations,
@@ -89,6 +93,14 @@ pub struct CacheStats {
     /// tracked. False without a near cache, and until tracking is on after
     /// connecting or after a loss, while reads go to Redis.
     pub near_serving: bool,
+    /// True while the [circuit breaker](crate::CacheConfigBuilder::breaker_threshold)
+    /// is open: calls fail fast while a probe waits for Redis.
+    pub breaker_open: bool,
+    /// Times the circuit breaker opened.
+    pub breaker_opens: u64,
+    /// Calls the open circuit breaker failed fast, without reaching Redis
+    /// (in `errors` too, and in `fail_open_*` in fail-open mode).
+    pub breaker_rejected: u64,
 }
 
 impl CacheStats {

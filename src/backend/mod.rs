@@ -8,6 +8,7 @@
 //! (with `series.rs`, the series layout); `embedded/` keeps the same
 //! semantics in-process.
 
+mod breaker;
 mod cluster;
 mod connection;
 mod embedded;
@@ -17,6 +18,7 @@ mod sentinel;
 mod series;
 mod tracking;
 
+pub(crate) use self::breaker::BreakerStats;
 pub(crate) use self::embedded::EmbeddedBackend;
 pub(crate) use self::near::NearStats;
 pub(crate) use self::redis::RedisBackend;
@@ -89,6 +91,14 @@ impl Backend {
         }
     }
 
+    /// What the circuit breaker did; the embedded backend has none.
+    pub(crate) fn breaker_stats(&self) -> BreakerStats {
+        match self {
+            Backend::Embedded(_) => BreakerStats::default(),
+            Backend::Redis(b) => b.breaker_stats(),
+        }
+    }
+
     /// What the near cache did, when there is one.
     pub(crate) fn near_stats(&self) -> Option<NearStats> {
         match self {
@@ -144,6 +154,17 @@ impl Backend {
     /// another holder's lock taken after ours expired); true when deleted.
     pub(crate) async fn delete_if_equals(&self, key: &str, value: &[u8]) -> Result<bool> {
         dispatch!(self.delete_if_equals(key, value))
+    }
+
+    /// Moves the expiry of `key` to `ttl` from now only if it still holds
+    /// `value` (a held lock's renewal); true when renewed.
+    pub(crate) async fn renew_if_equals(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        dispatch!(self.renew_if_equals(key, value, ttl))
     }
 
     /// Inserts or replaces bars by timestamp; each batch is applied whole.

@@ -12,6 +12,7 @@
 //! key's `PTTL` in the same round trip. Every write drops the copies of the
 //! keys it touches on its way out, whatever its outcome.
 
+use super::breaker::{Breaker, BreakerStats};
 use super::cluster::{key_slot, Part};
 use super::connection::{within, Connection};
 use super::near::{Near, NearStats};
@@ -25,6 +26,7 @@ use crate::keys::SeriesKey;
 use bytes::Bytes;
 use redis::{Cmd, FromRedisValue, Pipeline};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,10 +40,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
+/// Compare-and-expire: a lock's lease is renewed only by the holder whose
+/// token it still holds. KEYS[1]: the lock. ARGV[1]: the token, ARGV[2]: the
+/// lease in milliseconds.
+const RENEW_IF_EQUALS_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"#;
+
 pub(crate) struct RedisBackend {
     conn: Arc<Connection>,
     /// The response timeout plus a margin: the outer bound on any one call.
     deadline: Duration,
+    /// Fails calls fast while Redis is unavailable (`breaker.rs`).
+    breaker: Arc<Breaker>,
     upsert: redis::Script,
     near: Option<Arc<Near>>,
     /// Keeps `near` told while it lives.
@@ -76,6 +88,10 @@ impl RedisBackend {
         Ok(Self {
             conn,
             deadline: config.call_deadline(),
+            breaker: Arc::new(Breaker::new(
+                config.breaker_threshold(),
+                config.breaker_probe_interval(),
+            )),
             upsert: redis::Script::new(UPSERT_LUA),
             near,
             _tracking: tracking,
@@ -104,13 +120,63 @@ impl RedisBackend {
         self.conn.name()
     }
 
+    pub(crate) fn breaker_stats(&self) -> BreakerStats {
+        self.breaker.stats()
+    }
+
+    /// Every request to Redis goes through here: failed fast while the
+    /// breaker is open, else bounded by the call deadline, its outcome
+    /// counted by the breaker.
+    async fn bounded<T>(&self, request: impl Future<Output = Result<T>>) -> Result<T> {
+        if let Err(e) = self.breaker.admit() {
+            self.probe();
+            // A caller looping on fast failures on a current-thread runtime
+            // would otherwise never let the probe (or the connection's own
+            // driver) run.
+            tokio::task::yield_now().await;
+            return Err(e);
+        }
+        let result = within(self.deadline, request).await;
+        if self.breaker.record(&result) {
+            self.probe();
+        }
+        result
+    }
+
+    /// Starts the breaker's probe on this runtime unless one runs: it
+    /// checks Redis every probe interval until Redis answers, then closes
+    /// the breaker. A probe dropped with its runtime lets the next
+    /// rejected call start another.
+    fn probe(&self) {
+        if !self.breaker.start_probe() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.breaker.probe_ended();
+            return;
+        };
+        let (conn, breaker, deadline) = (self.conn.clone(), self.breaker.clone(), self.deadline);
+        runtime.spawn(async move {
+            let _ended = ProbeEnded(&breaker);
+            while breaker.is_open() {
+                match within(deadline, healthy(&conn)).await {
+                    Ok(()) => breaker.succeeded("a probe succeeded"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "circuit_breaker_probe_failed");
+                        tokio::time::sleep(breaker.probe_interval).await;
+                    }
+                }
+            }
+        });
+    }
+
     /// One command, within the call's deadline.
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
-        within(self.deadline, self.send(cmd)).await
+        self.bounded(self.send(cmd)).await
     }
 
     async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T> {
-        within(self.deadline, self.send_pipe(pipe)).await
+        self.bounded(self.send_pipe(pipe)).await
     }
 
     /// One command, unbounded: callers bound the whole call they are part of.
@@ -209,7 +275,7 @@ impl RedisBackend {
     async fn read_all(&self, parts: &[Part]) -> Result<Vec<redis::Value>> {
         if let Some(cluster) = self.conn.cluster() {
             let read = async { cluster.read_parts(parts).await.map_err(Error::from) };
-            return within(self.deadline, read).await;
+            return self.bounded(read).await;
         }
         let mut pipe = redis::pipe();
         for part in parts {
@@ -273,7 +339,7 @@ impl RedisBackend {
             .collect();
         let sends = pipes.iter().map(|pipe| self.send_pipe::<()>(pipe));
         let all = async { futures_util::future::try_join_all(sends).await.map(drop) };
-        within(self.deadline, all).await
+        self.bounded(all).await
     }
 
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<u64> {
@@ -310,6 +376,20 @@ impl RedisBackend {
         Ok(deleted > 0)
     }
 
+    /// PEXPIRE under the same comparison as [`delete_if_equals`](Self::delete_if_equals).
+    pub(crate) async fn renew_if_equals(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RENEW_IF_EQUALS_LUA).arg(1).arg(key).arg(value);
+        cmd.arg(ttl_millis(ttl));
+        let renewed: u64 = self.query(&cmd).await?;
+        Ok(renewed > 0)
+    }
+
     /// Every chunk in one pipeline of `EVALSHA`. Where the script is not
     /// loaded (a restart, `SCRIPT FLUSH`, a replica promoted by a failover,
     /// a cluster node new to the slot) the pipeline is sent again as `EVAL`,
@@ -324,7 +404,7 @@ impl RedisBackend {
                 other => other,
             }
         };
-        within(self.deadline, write).await
+        self.bounded(write).await
     }
 
     /// One script call per chunk: `EVALSHA` of the hash, or `EVAL` of the source.
@@ -457,27 +537,9 @@ impl RedisBackend {
         near.latest_many(&heads, fetch).await
     }
 
-    /// `PING`; on a cluster, every primary reports the cluster up with every
-    /// slot served (`CLUSTER INFO`): false while a slot is uncovered, as
-    /// between a primary's death and its replica's promotion.
+    /// `PING`; on a cluster, every primary reports every slot served.
     pub(crate) async fn ping(&self) -> Result<()> {
-        let Some(cluster) = self.conn.cluster() else {
-            return self.query::<String>(&redis::cmd("PING")).await.map(drop);
-        };
-        let info = redis::cmd("CLUSTER").arg("INFO").to_owned();
-        let answers = within(self.deadline, async {
-            cluster.on_each_primary(&info).await.map_err(Error::from)
-        })
-        .await?;
-        for (node, answer) in answers {
-            let text = String::from_redis_value(answer).unwrap_or_default();
-            let has = |line: &str| text.lines().any(|l| l.trim() == line);
-            if !has("cluster_state:ok") || !has("cluster_slots_ok:16384") {
-                let what = format!("cluster node {node} reports slots not served");
-                return Err(Error::new(ErrorKind::Connection, what));
-            }
-        }
-        Ok(())
+        self.bounded(healthy(&self.conn)).await
     }
 
     /// SCAN + UNLINK in batches, on every primary: never blocks Redis the way
@@ -486,10 +548,9 @@ impl RedisBackend {
     pub(crate) async fn clear_prefix(&self, prefix: &str) -> Result<u64> {
         let _flushed = Flushed(self.near.as_deref());
         let pattern = format!("{prefix}*");
-        let primaries = within(self.deadline, async {
-            self.conn.primaries().await.map_err(Error::from)
-        })
-        .await?;
+        let primaries = self
+            .bounded(async { self.conn.primaries().await.map_err(Error::from) })
+            .await?;
         let mut deleted = 0;
         for node in primaries {
             deleted += self.clear_on(&node, &pattern).await?;
@@ -510,9 +571,10 @@ impl RedisBackend {
                 .arg(CLEAR_BATCH)
                 .to_owned();
             let step = async { self.conn.on_node(node, &scan).await.map_err(Error::from) };
-            let (next, keys): (u64, Vec<String>) = within(self.deadline, step).await?;
+            // Keys as bytes: a foreign writer's key need not be UTF-8.
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.bounded(step).await?;
             if !keys.is_empty() {
-                deleted += self.delete(&keys).await?;
+                deleted += self.query::<u64>(redis::cmd("UNLINK").arg(&keys)).await?;
             }
             if next == 0 {
                 return Ok(deleted);
@@ -524,6 +586,37 @@ impl RedisBackend {
     pub(crate) async fn flush_db(&self) -> Result<()> {
         let _flushed = Flushed(self.near.as_deref());
         self.query(&redis::cmd("FLUSHDB")).await
+    }
+}
+
+/// `PING`; on a cluster, every primary reports the cluster up with every
+/// slot served (`CLUSTER INFO`): false while a slot is uncovered, as
+/// between a primary's death and its replica's promotion. Unbounded: the
+/// caller bounds it.
+async fn healthy(conn: &Connection) -> Result<()> {
+    let Some(cluster) = conn.cluster() else {
+        let pong: Result<String> = conn.send(&redis::cmd("PING")).await.map_err(Error::from);
+        return pong.map(drop);
+    };
+    let info = redis::cmd("CLUSTER").arg("INFO").to_owned();
+    let answers = cluster.on_each_primary(&info).await?;
+    for (node, answer) in answers {
+        let text = String::from_redis_value(answer).unwrap_or_default();
+        let has = |line: &str| text.lines().any(|l| l.trim() == line);
+        if !has("cluster_state:ok") || !has("cluster_slots_ok:16384") {
+            let what = format!("cluster node {node} reports slots not served");
+            return Err(Error::new(ErrorKind::Connection, what));
+        }
+    }
+    Ok(())
+}
+
+/// Lets the next call start a probe, however this one ended.
+struct ProbeEnded<'a>(&'a Breaker);
+
+impl Drop for ProbeEnded<'_> {
+    fn drop(&mut self) {
+        self.0.probe_ended();
     }
 }
 

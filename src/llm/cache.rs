@@ -7,10 +7,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::options::{ComputeOptions, WriteOptions};
 use crate::shared::Shared;
 use bytes::Bytes;
+use futures_util::future::Either;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bounds a waiter's polling for the value while another process holds the lock.
@@ -36,11 +38,13 @@ const MAX_POLL: Duration = Duration::from_millis(250);
 /// ```
 #[derive(Clone, Copy)]
 pub struct LlmCache<'a> {
-    shared: &'a Shared,
+    /// An `Arc`: a lock left held by a cancelled or panicking call is
+    /// released by a task of its own, which outlives the borrow.
+    shared: &'a Arc<Shared>,
 }
 
 impl<'a> LlmCache<'a> {
-    pub(crate) fn new(shared: &'a Shared) -> Self {
+    pub(crate) fn new(shared: &'a Arc<Shared>) -> Self {
         Self { shared }
     }
 
@@ -298,58 +302,66 @@ impl<'a> LlmCache<'a> {
             }
             return self.compute_and_store(key, ttl, compute).await;
         };
-        let lock = Lock::new(key);
-        if let Some(stored_meanwhile) = self.lock_or_value::<T>(&lock, lease).await? {
-            return Ok(stored_meanwhile);
-        }
-        let result = self.compute_and_store(key, ttl, compute).await;
-        self.release(&lock).await;
+        let held = match self.lock_or_value::<T>(key, lease).await? {
+            Locked::Value(stored_meanwhile) => return Ok(stored_meanwhile),
+            Locked::Held(held) => held,
+        };
+        let result = held
+            .renewed(self.compute_and_store(key, ttl, compute))
+            .await;
+        held.release().await;
         result
     }
 
-    /// Takes the lock, polling while another process holds it: `None` once
-    /// the lock is ours and the value still missing, the value once it is
+    /// Takes the lock, polling while another process holds it: the lock
+    /// once it is ours and the value still missing, the value once it is
     /// stored. The value is read after each attempt, taken or not: the last
     /// holder may have stored it just before releasing.
     async fn lock_or_value<T: DeserializeOwned>(
         &self,
-        lock: &Lock,
+        value_key: &str,
         lease: Duration,
-    ) -> Result<Option<Bytes>> {
+    ) -> Result<Locked> {
+        let key = format!("{value_key}:lock");
         let poll = (lease / 20).clamp(MIN_POLL, MAX_POLL);
         loop {
-            let locked = self.try_lock(lock, lease).await;
-            let found = self.usable::<T>(&lock.value_key, false).await;
-            if locked && !matches!(found, Ok(None)) {
-                self.release(lock).await;
-            }
-            if let Some((bytes, _)) = found? {
-                return Ok(Some(bytes));
-            }
-            if locked {
-                return Ok(None);
+            // Guarded from here on: a call cancelled during the read below
+            // still releases what it took.
+            let held = self.try_lock(&key, lease).await;
+            let found = self.usable::<T>(value_key, false).await;
+            match (held, found) {
+                (Some(held), Ok(None)) => return Ok(Locked::Held(held)),
+                (held, found) => {
+                    if let Some(held) = held {
+                        held.release().await;
+                    }
+                    if let Some((bytes, _)) = found? {
+                        return Ok(Locked::Value(bytes));
+                    }
+                }
             }
             tokio::time::sleep(poll).await;
         }
     }
 
-    /// True when the lock is ours, or when the backend failed to say: that is
-    /// reported, and the caller computes without the lock.
-    async fn try_lock(&self, lock: &Lock, lease: Duration) -> bool {
-        let token = lock.token.clone();
-        let taken = self.shared.backend.set_nx(&lock.key, token, lease).await;
-        self.shared
-            .observe("llm_lock", &lock.key, taken)
-            .unwrap_or(true)
-    }
-
-    /// Releases the lock if it is still ours. A failed release is reported;
-    /// it only makes the other processes wait out the lease.
-    async fn release(&self, lock: &Lock) {
-        let released = self.shared.backend.delete_if_equals(&lock.key, &lock.token);
-        let _ = self
-            .shared
-            .observe_write("llm_unlock", &lock.key, released.await);
+    /// The lock when it is ours, or when the backend failed to say: that is
+    /// reported, and the caller computes without the lock's guarantee.
+    async fn try_lock(&self, key: &str, lease: Duration) -> Option<Held> {
+        let token = Bytes::from(random_token());
+        let taken = self.shared.backend.set_nx(key, token.clone(), lease).await;
+        let confirmed = match self.shared.observe("llm_lock", key, taken) {
+            Ok(false) => return None,
+            Ok(true) => true,
+            Err(_) => false,
+        };
+        Some(Held {
+            shared: Arc::clone(self.shared),
+            key: key.to_string(),
+            token,
+            lease,
+            confirmed,
+            released: false,
+        })
     }
 
     /// Runs the computation, stores its encoded result and returns it.
@@ -369,25 +381,127 @@ impl<'a> LlmCache<'a> {
     }
 }
 
-/// A cross-process lock on one value key, with a token unique to this attempt.
-struct Lock {
-    value_key: String,
-    key: String,
-    token: Bytes,
+/// What taking the lock ended with.
+enum Locked {
+    /// Ours: compute the value.
+    Held(Held),
+    /// Another holder stored the value meanwhile.
+    Value(Bytes),
 }
 
-impl Lock {
-    fn new(value_key: &str) -> Self {
+/// A cross-process lock this caller holds, with a token unique to this
+/// attempt. Renewed while the computation runs ([`renewed`](Self::renewed)),
+/// so a computation longer than the lease is never paid twice; released on
+/// every way out: awaited on return or error, and from a task of its own
+/// when dropped otherwise (a panic, a cancelled call). A holder whose
+/// process dies stops renewing, and the lock ends with its lease.
+struct Held {
+    shared: Arc<Shared>,
+    key: String,
+    token: Bytes,
+    lease: Duration,
+    /// False when the backend failed to say whether the lock was taken:
+    /// it is not renewed then, only released in case it was.
+    confirmed: bool,
+    released: bool,
+}
+
+impl Held {
+    /// Runs `work`, renewing the lease every third of it meanwhile. A lost
+    /// lock (expired while Redis was unreachable, or deleted by hand) is
+    /// reported, and `work` goes on without it.
+    async fn renewed<F: Future>(&self, work: F) -> F::Output {
+        if !self.confirmed {
+            return work.await;
+        }
+        let work = std::pin::pin!(work);
+        let renew = std::pin::pin!(self.keep_renewed());
+        match futures_util::future::select(work, renew).await {
+            Either::Left((done, _)) => done,
+            Either::Right(((), work)) => work.await,
+        }
+    }
+
+    /// Returns only when the lock is no longer ours.
+    async fn keep_renewed(&self) {
+        let every = self.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            let backend = &self.shared.backend;
+            let renewed = backend.renew_if_equals(&self.key, &self.token, self.lease);
+            match self
+                .shared
+                .observe("llm_lock_renew", &self.key, renewed.await)
+            {
+                Ok(true) | Err(_) => {}
+                Ok(false) => {
+                    tracing::warn!(key = %self.key, "llm_lock_lost");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Releases the lock if it is still ours. A failed release is reported;
+    /// it only makes the other processes wait out the lease.
+    async fn release(mut self) {
+        release(&self.shared, &self.key, &self.token).await;
+        // Only now: a release cancelled halfway is sent again by `drop`.
+        self.released = true;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(key = %self.key, "llm_lock_left_to_expire");
+            return;
+        };
+        let (shared, key) = (Arc::clone(&self.shared), std::mem::take(&mut self.key));
+        let token = self.token.clone();
+        runtime.spawn(async move { release(&shared, &key, &token).await });
+    }
+}
+
+async fn release(shared: &Shared, key: &str, token: &[u8]) {
+    let released = shared.backend.delete_if_equals(key, token).await;
+    let _ = shared.observe_write("llm_unlock", key, released);
+}
+
+/// 128 bits from the OS, as 32 hex characters: no two attempts share one,
+/// on any host. Should the OS have none to give, the process id, the clock
+/// and a counter, as before.
+fn random_token() -> String {
+    let mut bits = [0u8; 16];
+    if getrandom::fill(&mut bits).is_err() {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let token = format!("{}:{nanos}:{seq}", std::process::id());
-        Self {
-            value_key: value_key.to_string(),
-            key: format!("{value_key}:lock"),
-            token: Bytes::from(token),
-        }
+        return format!("{}:{nanos}:{seq}", std::process::id());
+    }
+    bits.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_token;
+    use std::collections::HashSet;
+
+    #[test]
+    fn lock_tokens_are_128_random_bits_and_never_repeat() {
+        let tokens: HashSet<String> = (0..10_000).map(|_| random_token()).collect();
+        assert_eq!(tokens.len(), 10_000);
+        assert!(tokens.iter().all(|t| t.len() == 32));
+        assert!(tokens
+            .iter()
+            .all(|t| t.bytes().all(|b| b.is_ascii_hexdigit())));
+        // No fixed part: every hex position takes many values.
+        let first: HashSet<char> = tokens.iter().map(|t| t.chars().next().unwrap()).collect();
+        assert_eq!(first.len(), 16);
     }
 }

@@ -139,6 +139,21 @@ impl EmbeddedBackend {
         Ok(removed.is_some())
     }
 
+    /// Moves the expiry of `key` to `ttl` from now only if it still holds
+    /// `value`: a held lock's renewal.
+    pub(crate) fn renew_if_equals(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        self.store.write(key, |e| match e {
+            Some(Entry {
+                value: Value::Bytes(v),
+                expires_at,
+            }) if v == value => {
+                *expires_at = Some(Instant::now() + ttl);
+                Ok::<_, Error>(true)
+            }
+            _ => Ok(false),
+        })
+    }
+
     pub(crate) fn series_upsert(&self, w: &SeriesWrite<'_>) -> Result<()> {
         let key = w.key.set();
         debug_assert!(all_valid(w.bars), "series writes carry validated bars");
@@ -430,6 +445,30 @@ mod tests {
         assert!(m.set_nx("l", Bytes::from_static(b"b"), lease).unwrap());
         assert!(!m.delete_if_equals("l", b"a").unwrap(), "b's lock stays");
         assert!(m.delete_if_equals("l", b"b").unwrap());
+        assert!(!m.exists("l").unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_is_renewed_only_by_its_holder() {
+        let m = EmbeddedBackend::new(1 << 20);
+        let lease = Duration::from_secs(10);
+        assert!(m.set_nx("l", Bytes::from_static(b"a"), lease).unwrap());
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert!(
+            !m.renew_if_equals("l", b"b", lease).unwrap(),
+            "not b's lock"
+        );
+        assert!(m.renew_if_equals("l", b"a", lease).unwrap());
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert!(
+            m.exists("l").unwrap(),
+            "the renewal did not extend the lease"
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(
+            !m.renew_if_equals("l", b"a", lease).unwrap(),
+            "renewed after expiry"
+        );
         assert!(!m.exists("l").unwrap());
     }
 }

@@ -79,8 +79,10 @@ async fn fail_open_reads_miss_and_writes_drop_while_redis_is_down() {
     assert!(events.text().contains("outcome=\"write_dropped\""));
     assert!(!cache.health_check().await);
 
-    // Back up: the same manager writes and reads for real again.
+    // Back up: the same manager writes and reads for real again, once the
+    // circuit breaker's probe has seen it answer.
     server.restart();
+    support::time_to_healthy(&cache, Duration::from_secs(2)).await;
     let bars = minute_bars(3, 7.0);
     cache
         .ohlcv()

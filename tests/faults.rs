@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::series::bar_bits;
 use support::{
-    assert_failed_open, assert_unavailable, bar_at, connect_bounded, every_call, minute_bars,
-    run_every_call, seed, Op, RedisServer, RESPONSE, SLACK, SYM, TF,
+    assert_failed_open, assert_unavailable, bar_at, connect, connect_bounded, every_call,
+    minute_bars, run_every_call, seed, time_to_healthy, Op, RedisServer, RESPONSE, SLACK, SYM, TF,
 };
 
 async fn timed_health(cache: &CacheManager) -> (bool, Duration) {
@@ -60,9 +60,10 @@ async fn every_call_times_out_when_redis_is_frozen_and_serves_again_after() {
         !healthy && took <= RESPONSE + SLACK,
         "health {healthy} in {took:?}"
     );
-    // Thawed, the same connection answers again; what was written is intact
-    // (the frozen calls' late writes land too: they are the same values).
-    assert!(cache.health_check().await, "{}", server.log());
+    // Thawed, the same connection answers again (once the circuit breaker's
+    // probe does); what was written is intact (the frozen calls' late
+    // writes land too: they are the same values).
+    time_to_healthy(&cache, Duration::from_secs(2)).await;
     let newest = cache.ohlcv().get_bars(SYM, TF, 10).await.unwrap();
     let newest = newest.unwrap_or_default();
     assert!(
@@ -71,20 +72,17 @@ async fn every_call_times_out_when_redis_is_frozen_and_serves_again_after() {
     );
 }
 
-/// Polls `health_check` until it answers, and returns how long that took.
-async fn time_to_healthy(cache: &CacheManager, within: Duration) -> Duration {
-    let started = Instant::now();
-    while !cache.health_check().await {
-        assert!(started.elapsed() < within, "not serving after {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    started.elapsed()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_manager_serves_again_after_redis_restarts() {
     let mut server = RedisServer::start();
-    let cache = connect_bounded(&server, false).await;
+    // The breaker off: this is the connection's own recovery (with it on,
+    // calls fail fast until its probe answers: `tests/reliability.rs`).
+    let cache = connect(&server, |b| {
+        b.response_timeout(RESPONSE)
+            .connect_timeout(RESPONSE)
+            .breaker_threshold(0)
+    })
+    .await;
     seed(&cache).await;
 
     // Down for a while with calls failing, then back: the very first call
@@ -184,6 +182,7 @@ async fn a_batch_cut_by_a_crash_is_applied_chunk_whole_or_reported_failed() {
             .expect("no panic");
         server.restart();
         server.wait_loaded();
+        time_to_healthy(&cache, Duration::from_secs(5)).await;
         let stored = stored_series(&server, &symbol);
         let applied = assert_chunk_whole(&stored, &old, &new);
         match &result {
@@ -229,6 +228,7 @@ async fn a_batch_cut_by_a_freeze_times_out_and_lands_chunk_whole() {
     let stored = stored_series(&server, SYM);
     let applied = assert_chunk_whole(&stored, &old, &new);
     eprintln!("write {result:?}, then {applied} of 10 chunks applied");
+    time_to_healthy(&cache, Duration::from_secs(2)).await;
     let read = cache.ohlcv().get_range(SYM, TF, 0, i64::MAX).await.unwrap();
     assert_chunk_whole(&read.unwrap(), &old, &new);
 }
@@ -269,6 +269,8 @@ async fn while_redis_loads_after_a_restart_calls_are_unavailable_or_fail_open() 
     );
 
     server.wait_loaded();
+    time_to_healthy(&strict, Duration::from_secs(2)).await;
+    time_to_healthy(&lenient, Duration::from_secs(2)).await;
     let served = strict.client().get("k").await;
     assert_eq!(served.unwrap().as_deref(), Some("v"), "{}", server.log());
     assert!(lenient
@@ -310,7 +312,7 @@ async fn evicting_under_maxmemory_returns_correct_bars_or_misses() {
                     {
                         Ok(()) => {}
                         // Redis may refuse a write it cannot make room for.
-                        Err(e) if e.kind() == iftb_cache::ErrorKind::Server => refused += 1,
+                        Err(e) if e.is_out_of_memory() => refused += 1,
                         Err(e) => panic!("write: {e}"),
                     }
                     let kv = format!("v{i}:{round}");

@@ -15,7 +15,7 @@
 
 mod support;
 
-use iftb_cache::{CacheManager, ErrorKind, Timeframe};
+use iftb_cache::{CacheManager, Timeframe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -172,9 +172,7 @@ impl ReadReport {
                     self.wrong.push(e);
                 }
             }
-            Err(e) if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) => {
-                self.failed += 1
-            }
+            Err(e) if e.is_unavailable() => self.failed += 1,
             Err(e) => self.wrong.push(format!("{what}: {e}")),
         }
     }

@@ -21,6 +21,17 @@ pub async fn connect_bounded(server: &RedisServer, fail_open: bool) -> CacheMana
     .await
 }
 
+/// Polls `health_check` until it answers (after a fault, once the circuit
+/// breaker's probe has), and returns how long that took.
+pub async fn time_to_healthy(cache: &CacheManager, within: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    while !cache.health_check().await {
+        assert!(started.elapsed() < within, "not serving after {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
 pub fn assert_bounded(ran: &Ran, server: &RedisServer) {
     assert!(
         ran.took <= RESPONSE + SLACK,

@@ -310,7 +310,13 @@ pub struct Ran {
 
 /// Runs every call at once, each in its own task, and times each.
 pub async fn run_every_call(cache: &CacheManager) -> Vec<Ran> {
-    let tasks: Vec<_> = every_call()
+    run_calls(cache, every_call()).await
+}
+
+/// Runs `calls` (some of [`every_call`]) at once, each in its own task, and
+/// times each.
+pub async fn run_calls(cache: &CacheManager, calls: Vec<Call>) -> Vec<Ran> {
+    let tasks: Vec<_> = calls
         .into_iter()
         .map(|Call { name, op, run }| {
             let fut = run(cache.clone());

@@ -561,7 +561,8 @@ impl CacheConfigBuilder {
     /// [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen) (or, in
     /// [fail-open](Self::fail_open) mode, misses and drops its write), and
     /// one probe at a time checks Redis in the background: `PING` (on a
-    /// cluster, every primary reporting every slot served), each bounded by
+    /// cluster, to any node: the breaker guards against the deployment
+    /// being unreachable, not one primary failing over), each bounded by
     /// the call deadline, [`breaker_probe_interval`](Self::breaker_probe_interval)
     /// apart. The first probe that succeeds closes it, and so does any call
     /// that was in flight and succeeds. So a frozen or black-holed Redis

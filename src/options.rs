@@ -152,7 +152,10 @@ impl ComputeOptions {
         /// released on every way out: a result, an error, a panic, or the
         /// call being cancelled (dropped by a `timeout` or `select!`). A
         /// holder whose process dies stops renewing it: the others wait at
-        /// most one lease, then one of them computes.
+        /// most one lease, then one of them computes. While the holder lives,
+        /// the others wait as long as its closure runs. Choose a lease of at
+        /// least three call deadlines, so that one slow renewal cannot let
+        /// it lapse.
         lock => lease: Duration
     }
 

@@ -26,6 +26,10 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// `LlmCache::get_or_compute` calls in progress, shared by key.
     pub(crate) flights: Flights,
+    /// The runtime that connected: what a dropped call leaves to do (a
+    /// lock's release) runs there, not on a caller's runtime that may be
+    /// gone by then.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
@@ -36,6 +40,7 @@ impl Shared {
             config,
             counters: Counters::default(),
             flights: Flights::default(),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -169,11 +174,19 @@ impl Shared {
     // `Ok` arm above, and it should cost a branch, not a move of the value
     // through code that formats events.
 
+    /// A call the open circuit breaker failed fast is logged at debug
+    /// level: there may be thousands a second, and the breaker's own
+    /// `circuit_breaker_opened` warning says why.
     #[cold]
     fn report(&self, op: &str, key: &str, e: &Error) {
-        if !e.is_invalid_input() {
-            self.counters.error(e.is_codec());
-            let backend = self.backend.name();
+        if e.is_invalid_input() {
+            return;
+        }
+        self.counters.error(e.is_codec());
+        let backend = self.backend.name();
+        if e.is_circuit_open() {
+            tracing::debug!(op, key, backend, error = %e, "redis_{op}_error");
+        } else {
             tracing::error!(op, key, backend, error = %e, "redis_{op}_error");
         }
     }
@@ -187,8 +200,7 @@ impl Shared {
         }
         self.counters.error(e.is_codec());
         self.counters.fail_open_miss();
-        let backend = self.backend.name();
-        tracing::warn!(op, key, backend, error = %e, outcome = "miss", "cache_fail_open");
+        fail_open_event(op, key, self.backend.name(), &e, "miss");
         Ok(())
     }
 
@@ -201,8 +213,7 @@ impl Shared {
         }
         self.counters.error(false);
         self.counters.fail_open_dropped_write();
-        let backend = self.backend.name();
-        tracing::warn!(op, key, backend, error = %e, outcome = "write_dropped", "cache_fail_open");
+        fail_open_event(op, key, self.backend.name(), &e, "write_dropped");
         Ok(())
     }
 
@@ -216,5 +227,16 @@ impl Shared {
             e.is_out_of_memory()
         };
         self.config.fail_open() && (e.is_unavailable() || absorbed)
+    }
+}
+
+/// `cache_fail_open`: a warning, or at debug level for a call the open
+/// circuit breaker failed fast (as in [`Shared::report`]).
+#[cold]
+fn fail_open_event(op: &str, key: &str, backend: &str, e: &Error, outcome: &str) {
+    if e.is_circuit_open() {
+        tracing::debug!(op, key, backend, error = %e, outcome, "cache_fail_open");
+    } else {
+        tracing::warn!(op, key, backend, error = %e, outcome, "cache_fail_open");
     }
 }

@@ -85,7 +85,9 @@ impl Breaker {
     #[inline]
     pub(crate) fn record<T>(&self, result: &Result<T>) -> bool {
         match result {
-            Err(e) if e.is_unavailable() && !e.is_circuit_open() => self.failed(e),
+            // Not an answer from Redis, nor a failure of its.
+            Err(e) if e.is_circuit_open() => false,
+            Err(e) if e.is_unavailable() => self.failed(e),
             _ => {
                 self.succeeded("a call succeeded");
                 false
@@ -133,11 +135,21 @@ impl Breaker {
     /// True when the caller is to run the probe: none runs yet. It calls
     /// [`probe_ended`](Self::probe_ended) when done, however it ends.
     pub(crate) fn start_probe(&self) -> bool {
-        !self.probing.swap(true, AcqRel)
+        // A load first: every rejected call asks, and a swap would bounce
+        // the cache line between cores while one probe runs.
+        !self.probing.load(Relaxed) && !self.probing.swap(true, AcqRel)
     }
 
     pub(crate) fn probe_ended(&self) {
         self.probing.store(false, Release);
+    }
+
+    /// Ends a probe that saw the breaker close; true when it must go on
+    /// instead: a failure reopened it meanwhile, and its call found this
+    /// probe still running, so started none.
+    pub(crate) fn probe_still_needed(&self) -> bool {
+        self.probe_ended();
+        self.is_open() && self.start_probe()
     }
 
     pub(crate) fn stats(&self) -> BreakerStats {

@@ -54,6 +54,8 @@ pub(crate) struct RedisBackend {
     deadline: Duration,
     /// Fails calls fast while Redis is unavailable (`breaker.rs`).
     breaker: Arc<Breaker>,
+    /// The runtime that connected, where the breaker's probe runs.
+    runtime: tokio::runtime::Handle,
     upsert: redis::Script,
     near: Option<Arc<Near>>,
     /// Keeps `near` told while it lives.
@@ -92,6 +94,7 @@ impl RedisBackend {
                 config.breaker_threshold(),
                 config.breaker_probe_interval(),
             )),
+            runtime: tokio::runtime::Handle::current(),
             upsert: redis::Script::new(UPSERT_LUA),
             near,
             _tracking: tracking,
@@ -143,28 +146,34 @@ impl RedisBackend {
         result
     }
 
-    /// Starts the breaker's probe on this runtime unless one runs: it
-    /// checks Redis every probe interval until Redis answers, then closes
-    /// the breaker. A probe dropped with its runtime lets the next
-    /// rejected call start another.
+    /// Starts the breaker's probe unless one runs: it checks Redis every
+    /// probe interval until Redis answers, then closes the breaker. It runs
+    /// on the runtime that connected, which drives the connection too: a
+    /// caller's short-lived runtime could drop it unpolled. It holds the
+    /// connection weakly, and stops once the backend is gone.
     fn probe(&self) {
         if !self.breaker.start_probe() {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.breaker.probe_ended();
-            return;
-        };
-        let (conn, breaker, deadline) = (self.conn.clone(), self.breaker.clone(), self.deadline);
-        runtime.spawn(async move {
-            let _ended = ProbeEnded(&breaker);
-            while breaker.is_open() {
-                match within(deadline, healthy(&conn)).await {
-                    Ok(()) => breaker.succeeded("a probe succeeded"),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "circuit_breaker_probe_failed");
-                        tokio::time::sleep(breaker.probe_interval).await;
+        let ended = ProbeEnded(Some(self.breaker.clone()));
+        let (conn, deadline) = (Arc::downgrade(&self.conn), self.deadline);
+        self.runtime.spawn(async move {
+            let mut ended = ended;
+            let breaker = ended.breaker();
+            loop {
+                while breaker.is_open() {
+                    let Some(conn) = conn.upgrade() else { return };
+                    match within(deadline, answers(&conn)).await {
+                        Ok(()) => breaker.succeeded("a probe succeeded"),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "circuit_breaker_probe_failed");
+                            tokio::time::sleep(breaker.probe_interval).await;
+                        }
                     }
+                }
+                if !breaker.probe_still_needed() {
+                    ended.0 = None;
+                    return;
                 }
             }
         });
@@ -611,12 +620,34 @@ async fn healthy(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Lets the next call start a probe, however this one ended.
-struct ProbeEnded<'a>(&'a Breaker);
+/// Redis answers a probe: `PING`. On a cluster, any one node answering
+/// will do: the breaker guards against the whole deployment being
+/// unreachable, and requiring every slot served would fail the calls to
+/// every healthy primary for as long as one failover takes.
+async fn answers(conn: &Connection) -> Result<()> {
+    let ping = redis::cmd("PING");
+    let pong: redis::RedisResult<String> = match conn.cluster() {
+        Some(cluster) => cluster.on_any(&ping).await,
+        None => conn.send(&ping).await,
+    };
+    pong.map(drop).map_err(Error::from)
+}
 
-impl Drop for ProbeEnded<'_> {
+/// Lets the next call start a probe, however this one ended: made before
+/// the probe is spawned, so a task dropped unpolled still clears the flag.
+struct ProbeEnded(Option<Arc<Breaker>>);
+
+impl ProbeEnded {
+    fn breaker(&self) -> Arc<Breaker> {
+        self.0.clone().expect("armed until the probe ends")
+    }
+}
+
+impl Drop for ProbeEnded {
     fn drop(&mut self) {
-        self.0.probe_ended();
+        if let Some(breaker) = &self.0 {
+            breaker.probe_ended();
+        }
     }
 }
 

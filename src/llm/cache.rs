@@ -196,8 +196,11 @@ impl<'a> LlmCache<'a> {
     /// As [`get_or_compute`](Self::get_or_compute), with a TTL and, across
     /// processes, an optional lock (see [`ComputeOptions::lock`]). A process that
     /// finds the lock taken polls for the value until it appears, or until the
-    /// lock is gone (its holder failed or died and the lease ran out) and it can
-    /// take the lock and compute itself.
+    /// lock is gone and it can take the lock and compute itself: released by
+    /// its holder on any way out, or, when the holder's process died, ended
+    /// by its lease. The holder renews the lease while its closure runs, so
+    /// waiters wait as long as the computation takes: give the closure a
+    /// timeout of its own if the LLM call can hang.
     ///
     /// # Errors
     ///
@@ -345,23 +348,30 @@ impl<'a> LlmCache<'a> {
     }
 
     /// The lock when it is ours, or when the backend failed to say: that is
-    /// reported, and the caller computes without the lock's guarantee.
+    /// reported, and the caller computes without the lock's guarantee. The
+    /// guard exists before `SET NX` is sent: a call cancelled while it is in
+    /// flight still releases what may have landed.
     async fn try_lock(&self, key: &str, lease: Duration) -> Option<Held> {
-        let token = Bytes::from(random_token());
-        let taken = self.shared.backend.set_nx(key, token.clone(), lease).await;
-        let confirmed = match self.shared.observe("llm_lock", key, taken) {
-            Ok(false) => return None,
-            Ok(true) => true,
-            Err(_) => false,
-        };
-        Some(Held {
+        let mut held = Held {
             shared: Arc::clone(self.shared),
             key: key.to_string(),
-            token,
+            token: Bytes::from(random_token()),
             lease,
-            confirmed,
+            confirmed: false,
             released: false,
-        })
+        };
+        let taken = self.shared.backend.set_nx(key, held.token.clone(), lease);
+        match self.shared.observe("llm_lock", key, taken.await) {
+            Ok(false) => {
+                held.released = true;
+                None
+            }
+            Ok(true) => {
+                held.confirmed = true;
+                Some(held)
+            }
+            Err(_) => Some(held),
+        }
     }
 
     /// Runs the computation, stores its encoded result and returns it.
@@ -393,7 +403,8 @@ enum Locked {
 /// attempt. Renewed while the computation runs ([`renewed`](Self::renewed)),
 /// so a computation longer than the lease is never paid twice; released on
 /// every way out: awaited on return or error, and from a task of its own
-/// when dropped otherwise (a panic, a cancelled call). A holder whose
+/// (on the runtime that connected) when dropped otherwise: a panic, a
+/// cancelled call, a release the circuit breaker refused. A holder whose
 /// process dies stops renewing, and the lock ends with its lease.
 struct Held {
     shared: Arc<Shared>,
@@ -401,7 +412,8 @@ struct Held {
     token: Bytes,
     lease: Duration,
     /// False when the backend failed to say whether the lock was taken:
-    /// it is not renewed then, only released in case it was.
+    /// renewed and released all the same (both compare the token), but
+    /// not reported lost when it turns out not to be ours.
     confirmed: bool,
     released: bool,
 }
@@ -411,9 +423,6 @@ impl Held {
     /// lock (expired while Redis was unreachable, or deleted by hand) is
     /// reported, and `work` goes on without it.
     async fn renewed<F: Future>(&self, work: F) -> F::Output {
-        if !self.confirmed {
-            return work.await;
-        }
         let work = std::pin::pin!(work);
         let renew = std::pin::pin!(self.keep_renewed());
         match futures_util::future::select(work, renew).await {
@@ -435,19 +444,23 @@ impl Held {
             {
                 Ok(true) | Err(_) => {}
                 Ok(false) => {
-                    tracing::warn!(key = %self.key, "llm_lock_lost");
+                    if self.confirmed {
+                        tracing::warn!(key = %self.key, "llm_lock_lost");
+                    }
                     return;
                 }
             }
         }
     }
 
-    /// Releases the lock if it is still ours. A failed release is reported;
-    /// it only makes the other processes wait out the lease.
+    /// Releases the lock if it is still ours. A release the circuit
+    /// breaker refuses is left to `drop`, which retries it in the
+    /// background; any other failure is reported, and only makes the other
+    /// processes wait out the lease.
     async fn release(mut self) {
-        release(&self.shared, &self.key, &self.token).await;
+        let refused = release_once(&self.shared, &self.key, &self.token).await;
         // Only now: a release cancelled halfway is sent again by `drop`.
-        self.released = true;
+        self.released = !refused;
     }
 }
 
@@ -456,19 +469,34 @@ impl Drop for Held {
         if self.released {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(key = %self.key, "llm_lock_left_to_expire");
-            return;
-        };
         let (shared, key) = (Arc::clone(&self.shared), std::mem::take(&mut self.key));
-        let token = self.token.clone();
-        runtime.spawn(async move { release(&shared, &key, &token).await });
+        let (token, lease) = (self.token.clone(), self.lease);
+        let runtime = self.shared.runtime.clone();
+        runtime.spawn(async move { release_within(&shared, &key, &token, lease).await });
     }
 }
 
-async fn release(shared: &Shared, key: &str, token: &[u8]) {
+/// Pause between releases the open circuit breaker refused.
+const RELEASE_RETRY: Duration = Duration::from_millis(50);
+
+/// One compare-and-delete, reported if it failed; true when the open
+/// circuit breaker refused it (fail-open mode or not).
+async fn release_once(shared: &Shared, key: &str, token: &[u8]) -> bool {
     let released = shared.backend.delete_if_equals(key, token).await;
+    let refused = matches!(&released, Err(e) if e.is_circuit_open());
     let _ = shared.observe_write("llm_unlock", key, released);
+    refused
+}
+
+/// Releases, retrying while the circuit breaker refuses, until the lease
+/// would have ended the lock anyway.
+async fn release_within(shared: &Shared, key: &str, token: &[u8], lease: Duration) {
+    let until = tokio::time::Instant::now() + lease;
+    while release_once(shared, key, token).await
+        && tokio::time::Instant::now() + RELEASE_RETRY < until
+    {
+        tokio::time::sleep(RELEASE_RETRY).await;
+    }
 }
 
 /// 128 bits from the OS, as 32 hex characters: no two attempts share one,

@@ -1633,6 +1633,7 @@ struct Summary {
     hung: usize,
     computations: u64,
     rss_start: Option<u64>,
+    rss_half: Option<u64>,
     rss_end: Option<u64>,
     stats: CacheStats,
     /// Per class, the end of its last success since the start, if any.
@@ -1689,6 +1690,12 @@ async fn soak(args: &Args, url: &str, server: &Arc<Mutex<Server>>) -> Result<Sum
         .collect();
     handles.push(tokio::spawn(tick(Arc::clone(&ctx))));
     let watcher = tokio::spawn(watch_fail_open(cache.clone(), start, ctx.deadline));
+    // Halfway as well as at the end: growth that stops is the allocator and
+    // the caches filling up; growth that goes on is a leak.
+    let rss_half = tokio::spawn(async move {
+        tokio::time::sleep(total / 2).await;
+        rss_kb()
+    });
 
     let (mut rec, mut panics, mut hung) = (Recorder::new(), 0, 0);
     let join_by = tokio::time::Instant::now() + total + JOIN_GRACE;
@@ -1709,6 +1716,7 @@ async fn soak(args: &Args, url: &str, server: &Arc<Mutex<Server>>) -> Result<Sum
     stop.store(true, SeqCst);
     let _ = injector.join();
     let rss_end = rss_kb();
+    let rss_half = rss_half.await.ok().flatten();
     let stats = cache.stats();
     cache.disconnect().await;
 
@@ -1735,6 +1743,7 @@ async fn soak(args: &Args, url: &str, server: &Arc<Mutex<Server>>) -> Result<Sum
         hung,
         computations: ctx.computations.load(SeqCst),
         rss_start,
+        rss_half,
         rss_end,
         stats,
         last_ok,
@@ -1911,8 +1920,9 @@ fn report(args: &Args, s: &Summary) -> bool {
         thousands(s.rec.ticks)
     );
     println!(
-        "client RSS: {} at start, {} at end",
+        "client RSS: {} at start, {} halfway, {} at end",
         kb(s.rss_start),
+        kb(s.rss_half),
         kb(s.rss_end)
     );
     println!("stats: {:?}", s.stats);
@@ -1975,7 +1985,7 @@ fn to_json(args: &Args, s: &Summary, failures: &[String]) -> Value {
         "over_deadline": slow,
         "longest_tick_ms": s.rec.longest_tick.as_secs_f64() * 1e3,
         "ticks": s.rec.ticks,
-        "rss_kb": { "start": s.rss_start, "end": s.rss_end },
+        "rss_kb": { "start": s.rss_start, "half": s.rss_half, "end": s.rss_end },
         "stats": {
             "hits": st.hits, "misses": st.misses, "errors": st.errors,
             "codec_errors": st.codec_errors,

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    btc_ticker, capture_events, connect, connect_bounded, minute_bars, seed, RedisServer, RESPONSE,
-    SLACK, SYM, TF,
+    btc_ticker, capture_events, connect, connect_bounded, minute_bars, seed, RedisCluster,
+    RedisServer, NODE_TIMEOUT_MS, RESPONSE, SLACK, SYM, TF,
 };
 
 /// What one call of a strategy's tick costs a frozen Redis at most: the
@@ -96,12 +96,7 @@ async fn newest(cache: &CacheManager) -> Option<Vec<iftb_cache::Bar>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_breaker_each_read_of_a_frozen_redis_waits_its_deadline() {
     let server = RedisServer::start();
-    let cache = connect(&server, |b| {
-        b.response_timeout(RESPONSE)
-            .connect_timeout(RESPONSE)
-            .breaker_threshold(0)
-    })
-    .await;
+    let cache = support::connect_without_breaker(&server).await;
     seed(&cache).await;
     server.freeze();
     let ran = tick(&cache, 3).await;
@@ -182,6 +177,76 @@ async fn the_breaker_reports_opening_and_closing() {
     assert!(text.contains("circuit_breaker_closed"), "{text}");
 }
 
+/// A strategy calling from a runtime of its own, dropped after its call:
+/// the probe runs on the runtime that connected, so it survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_outlives_a_callers_short_lived_runtime() {
+    let server = RedisServer::start();
+    let cache = connect_bounded(&server, false).await;
+    seed(&cache).await;
+    server.freeze();
+    let caller = cache.clone();
+    let failed = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(caller.ohlcv().get_latest_bar(SYM, TF))
+            .is_err()
+    });
+    assert!(failed.join().unwrap(), "a frozen Redis answered");
+    assert!(cache.stats().breaker_open);
+    server.thaw();
+    let recovered = time_to_serve(&cache, Duration::from_secs(5)).await;
+    assert!(
+        recovered <= Duration::from_secs(1),
+        "served {recovered:?} after the thaw"
+    );
+}
+
+/// The breaker guards against the whole cluster being unreachable: one
+/// dead primary (no replica to take over) leaves the others served, on a
+/// cluster that serves the slots it still covers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_one_dead_primary_leaves_the_others_served() {
+    let partial = ["--cluster-require-full-coverage", "no"];
+    let mut cluster = RedisCluster::start_with(3, 0, &partial, None);
+    let config = cluster.config(|b| b.response_timeout(RESPONSE).connect_timeout(RESPONSE));
+    let cache = CacheManager::connect(config).await.unwrap();
+    let node_of = |name: &str| cluster.primary_of_key(&format!("iftb:kv:{name}"));
+    let victim = node_of("k0");
+    let alive = (1..100)
+        .map(|i| format!("k{i}"))
+        .find(|name| node_of(name) != victim)
+        .unwrap();
+    for name in ["k0", alive.as_str()] {
+        cache.client().set(name, "v", None).await.unwrap();
+    }
+    cluster.nodes[victim].kill();
+    // Past the node timeout, when the cluster reports itself down (a slot
+    // is uncovered for good), each failure on the dead primary opens the
+    // breaker again: the live one's key is served within a second of each.
+    let until = Instant::now() + Duration::from_millis(3 * NODE_TIMEOUT_MS);
+    while Instant::now() < until {
+        let dead = cache.client().get("k0").await;
+        assert!(dead.unwrap_err().is_unavailable());
+        let started = Instant::now();
+        loop {
+            match cache.client().get(&alive).await {
+                Ok(found) => break assert_eq!(found.as_deref(), Some("v")),
+                Err(e) => assert!(e.is_unavailable(), "{e}"),
+            }
+            let waited = started.elapsed();
+            assert!(
+                waited < Duration::from_secs(1),
+                "a live primary unserved for {waited:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
 /// A computation that counts its runs and takes `takes`.
 fn counted(
     runs: &Arc<AtomicUsize>,
@@ -202,6 +267,27 @@ fn counted(
 const INPUT: &str = "BTC 1h";
 const LEASE: Duration = Duration::from_secs(20);
 
+/// The Redis key of the lock on [`INPUT`]'s value.
+fn lock_key() -> String {
+    let hash = iftb_cache::LlmCache::hash_input(INPUT);
+    format!("iftb:v2:llm:{{sentiment}}:{hash}:lock")
+}
+
+/// True when `server` holds the lock on [`INPUT`]'s value.
+fn lock_held(server: &RedisServer) -> bool {
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(lock_key())
+        .query(&mut server.raw())
+        .unwrap();
+    exists
+}
+
+/// After `after`, whether `server` (when there is one) holds the lock.
+async fn lock_held_after(server: Option<&RedisServer>, after: Duration) -> bool {
+    tokio::time::sleep(after).await;
+    server.is_none_or(lock_held)
+}
+
 /// `get_or_compute` with a lock of [`LEASE`], timed.
 async fn compute_timed(cache: &CacheManager, runs: &Arc<AtomicUsize>) -> (String, Duration) {
     let started = Instant::now();
@@ -212,17 +298,26 @@ async fn compute_timed(cache: &CacheManager, runs: &Arc<AtomicUsize>) -> (String
     (value.unwrap(), started.elapsed())
 }
 
-/// Runs a leader that never finishes, cut off by a timeout, then a second
-/// caller (on `other`, another manager as another process would be): it
-/// must not wait out the 20 s lease.
-async fn cancelled_leader_then(cache: &CacheManager, other: &CacheManager) {
+/// Runs a leader that never finishes, cut off by a timeout once it holds
+/// the lock (seen in `server`, when there is one), then a second caller
+/// (on `other`, another manager as another process would be): it must not
+/// wait out the 20 s lease.
+async fn cancelled_leader_then(
+    cache: &CacheManager,
+    other: &CacheManager,
+    server: Option<&RedisServer>,
+) {
     let runs = Arc::new(AtomicUsize::new(0));
     let opts = ComputeOptions::new().lock(LEASE);
     let forever = counted(&runs, Duration::from_secs(3_600));
     let llm = cache.llm();
     let leader = llm.get_or_compute_with("sentiment", INPUT, opts, forever);
-    let cut = tokio::time::timeout(Duration::from_millis(200), leader).await;
+    let (cut, held) = tokio::join!(
+        tokio::time::timeout(Duration::from_millis(300), leader),
+        lock_held_after(server, Duration::from_millis(100)),
+    );
     assert!(cut.is_err(), "the leader finished");
+    assert!(held, "the leader computed without the lock");
     let (value, took) = compute_timed(other, &runs).await;
     assert_eq!(value, "analysis");
     assert!(
@@ -237,13 +332,13 @@ async fn a_cancelled_leader_releases_its_lock_on_redis() {
     let server = RedisServer::start();
     let a = connect(&server, |b| b).await;
     let b = connect(&server, |b| b).await;
-    cancelled_leader_then(&a, &b).await;
+    cancelled_leader_then(&a, &b, Some(&server)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_releases_its_lock_embedded() {
     let cache = support::embedded().await.cache;
-    cancelled_leader_then(&cache, &cache).await;
+    cancelled_leader_then(&cache, &cache, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +349,7 @@ async fn a_panicking_leader_releases_its_lock() {
     let leader = tokio::spawn(async move {
         let opts = ComputeOptions::new().lock(LEASE);
         let panics = || async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
             panic!("the LLM client panicked");
             #[allow(unreachable_code)]
             Ok::<String, std::io::Error>(String::new())
@@ -263,6 +358,7 @@ async fn a_panicking_leader_releases_its_lock() {
             .get_or_compute_with("sentiment", INPUT, opts, panics)
             .await
     });
+    assert!(lock_held_after(Some(&server), Duration::from_millis(100)).await);
     assert!(leader.await.unwrap_err().is_panic());
     let runs = Arc::new(AtomicUsize::new(0));
     let (value, took) = compute_timed(&b, &runs).await;
@@ -342,26 +438,24 @@ async fn a_dead_leaders_lock_ends_with_its_lease() {
         .spawn()
         .unwrap();
     let mut child = KilledOnDrop(child);
-    let hash = iftb_cache::LlmCache::hash_input(INPUT);
-    let lock_key = format!("iftb:v2:llm:{{sentiment}}:{hash}:lock");
-    let mut raw = server.raw();
-    let held = |raw: &mut redis::Connection| -> bool {
-        redis::cmd("EXISTS").arg(&lock_key).query(raw).unwrap()
-    };
     support::wait_until(
         "the child takes the lock",
         Duration::from_secs(20),
         || server.log(),
-        || held(&mut raw),
+        || lock_held(&server),
     );
     // Renewed: still held at two and a half leases.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(
-        held(&mut raw),
+        lock_held(&server),
         "the living holder's lock expired with its first lease"
     );
     child.0.kill().unwrap();
     child.0.wait().unwrap();
+    assert!(
+        lock_held(&server),
+        "the lock went with the process, not its lease"
+    );
     let cache = connect(&server, |b| b).await;
     let runs = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -375,7 +469,7 @@ async fn a_dead_leaders_lock_ends_with_its_lease() {
     assert_eq!(value.unwrap(), "analysis");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert!(
-        took <= Duration::from_millis(2_500),
+        took >= Duration::from_millis(300) && took <= Duration::from_millis(2_500),
         "waited {took:?} for a dead holder's 1 s lease"
     );
 }

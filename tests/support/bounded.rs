@@ -21,6 +21,17 @@ pub async fn connect_bounded(server: &RedisServer, fail_open: bool) -> CacheMana
     .await
 }
 
+/// As [`connect_bounded`] (fail-open off), with the circuit breaker off:
+/// for what the connection itself does when Redis fails.
+pub async fn connect_without_breaker(server: &RedisServer) -> CacheManager {
+    connect(server, |b| {
+        b.response_timeout(RESPONSE)
+            .connect_timeout(RESPONSE)
+            .breaker_threshold(0)
+    })
+    .await
+}
+
 /// Polls `health_check` until it answers (after a fault, once the circuit
 /// breaker's probe has), and returns how long that took.
 pub async fn time_to_healthy(cache: &CacheManager, within: Duration) -> Duration {
@@ -46,7 +57,7 @@ pub fn assert_unavailable(ran: &Ran, server: &RedisServer) {
     match &ran.result {
         Err(e) if e.is_unavailable() => {}
         other => panic!(
-            "{}: expected a connection or timeout error, got {other:?}\n{}",
+            "{}: expected an unavailability error, got {other:?}\n{}",
             ran.name,
             server.log()
         ),

@@ -98,8 +98,10 @@ pub struct CacheStats {
     pub breaker_open: bool,
     /// Times the circuit breaker opened.
     pub breaker_opens: u64,
-    /// Calls the open circuit breaker failed fast, without reaching Redis
-    /// (in `errors` too, and in `fail_open_*` in fail-open mode).
+    /// Requests to Redis the open circuit breaker failed fast (a call such
+    /// as `get_or_compute` may make several, a lock's bookkeeping
+    /// included); the calls they failed are in `errors` too, and in
+    /// `fail_open_*` in fail-open mode.
     pub breaker_rejected: u64,
 }
 

@@ -546,9 +546,11 @@ impl RedisBackend {
         near.latest_many(&heads, fetch).await
     }
 
-    /// `PING`; on a cluster, every primary reports every slot served.
+    /// `PING`; on a cluster, every primary reports every slot served. The
+    /// slots are checked outside `bounded`: a primary that says some are
+    /// not served is Redis answering, and opens no circuit breaker.
     pub(crate) async fn ping(&self) -> Result<()> {
-        self.bounded(healthy(&self.conn)).await
+        every_slot_served(self.bounded(health_answers(&self.conn)).await?)
     }
 
     /// SCAN + UNLINK in batches, on every primary: never blocks Redis the way
@@ -598,17 +600,21 @@ impl RedisBackend {
     }
 }
 
-/// `PING`; on a cluster, every primary reports the cluster up with every
-/// slot served (`CLUSTER INFO`): false while a slot is uncovered, as
-/// between a primary's death and its replica's promotion. Unbounded: the
-/// caller bounds it.
-async fn healthy(conn: &Connection) -> Result<()> {
+/// `PING`; on a cluster, `CLUSTER INFO` of every primary, by node.
+/// Unbounded: the caller bounds it.
+async fn health_answers(conn: &Connection) -> Result<Vec<(String, redis::Value)>> {
     let Some(cluster) = conn.cluster() else {
         let pong: Result<String> = conn.send(&redis::cmd("PING")).await.map_err(Error::from);
-        return pong.map(drop);
+        return pong.map(|_| Vec::new());
     };
     let info = redis::cmd("CLUSTER").arg("INFO").to_owned();
-    let answers = cluster.on_each_primary(&info).await?;
+    Ok(cluster.on_each_primary(&info).await?)
+}
+
+/// Every primary reports the cluster up with every slot served: false
+/// while a slot is uncovered, as between a primary's death and its
+/// replica's promotion.
+fn every_slot_served(answers: Vec<(String, redis::Value)>) -> Result<()> {
     for (node, answer) in answers {
         let text = String::from_redis_value(answer).unwrap_or_default();
         let has = |line: &str| text.lines().any(|l| l.trim() == line);

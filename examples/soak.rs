@@ -566,6 +566,16 @@ impl Model {
     }
 }
 
+/// The keys a read names: `key` alone for a one-key call, every key of the
+/// task for its batch twin.
+fn keys_read(one: bool, key: usize) -> Vec<usize> {
+    if one {
+        vec![key]
+    } else {
+        (0..KEYS_PER_TASK).collect()
+    }
+}
+
 fn symbol(task: usize, key: usize) -> String {
     format!("SOAK{task}K{key}USDT")
 }
@@ -814,6 +824,34 @@ impl Ctx {
             };
             self.wrong(task, call, key, &what, &format!("{lo}..={hi}"));
         }
+    }
+
+    /// The versions of `task`'s `keys` of `kind`, and the floor each must
+    /// meet in a read that starts now.
+    fn versions(&self, task: usize, kind: Kind, keys: &[usize]) -> (Vec<&Version>, Vec<u64>) {
+        let vers: Vec<&Version> = keys.iter().map(|&k| self.model.of(task, k, kind)).collect();
+        let los = vers.iter().map(|v| v.floor(self.fail_open)).collect();
+        (vers, los)
+    }
+
+    /// Every key of `task`'s `kind`, each with the version a batch write of
+    /// them all attempts.
+    fn attempt_all(&self, task: usize, kind: Kind) -> (Vec<&Version>, Vec<u64>) {
+        let vers: Vec<&Version> = (0..KEYS_PER_TASK)
+            .map(|k| self.model.of(task, k, kind))
+            .collect();
+        let vs = vers.iter().map(|v| v.attempt()).collect();
+        (vers, vs)
+    }
+
+    /// True when a batch read answered as many values as it asked for;
+    /// otherwise the read is wrong, and noted so.
+    fn answered_all(&self, task: usize, call: &str, asked: usize, answered: usize) -> bool {
+        if answered != asked {
+            let got = format!("{answered} answers");
+            self.wrong(task, call, "all", &got, &format!("{asked}"));
+        }
+        answered == asked
     }
 
     fn wrong(&self, task: usize, call: &str, key: &str, got: &str, expected: &str) {
@@ -1130,18 +1168,14 @@ impl Worker {
         let ctx = Arc::clone(&self.ctx);
         let series: Vec<(&str, Timeframe)> =
             self.symbols.iter().map(|s| (s.as_str(), TF)).collect();
-        let vers: Vec<&Version> = (0..KEYS_PER_TASK)
-            .map(|k| ctx.model.of(self.task, k, Kind::Series))
-            .collect();
-        let los: Vec<u64> = vers.iter().map(|v| v.floor(ctx.fail_open)).collect();
+        let all: Vec<usize> = (0..KEYS_PER_TASK).collect();
+        let (vers, los) = ctx.versions(self.task, Kind::Series, &all);
         let o = ctx.cache.ohlcv();
         let read = o.get_latest_bars(&series);
         let Some(found) = self.rec.call(&ctx, call, read).await else {
             return;
         };
-        if found.len() != series.len() {
-            let got = format!("{} answers", found.len());
-            ctx.wrong(self.task, call.0, "all", &got, &format!("{}", series.len()));
+        if !ctx.answered_all(self.task, call.0, series.len(), found.len()) {
             return;
         }
         for (k, bar) in found.iter().enumerate() {
@@ -1218,10 +1252,7 @@ impl Worker {
     async fn set_tickers(&mut self, call: (&'static str, Class)) {
         let ctx = Arc::clone(&self.ctx);
         let m = ctx.cache.market();
-        let vers: Vec<&Version> = (0..KEYS_PER_TASK)
-            .map(|k| ctx.model.of(self.task, k, Kind::Ticker))
-            .collect();
-        let vs: Vec<u64> = vers.iter().map(|v| v.attempt()).collect();
+        let (vers, vs) = ctx.attempt_all(self.task, Kind::Ticker);
         let tickers: Vec<Ticker> = self
             .symbols
             .iter()
@@ -1242,17 +1273,8 @@ impl Worker {
     async fn get_tickers(&mut self, call: (&'static str, Class), key: usize) {
         let ctx = Arc::clone(&self.ctx);
         let m = ctx.cache.market();
-        // One key for `get_ticker`, every key for `get_tickers`.
-        let keys: Vec<usize> = if call.0 == "market.get_ticker" {
-            vec![key]
-        } else {
-            (0..KEYS_PER_TASK).collect()
-        };
-        let vers: Vec<&Version> = keys
-            .iter()
-            .map(|&k| ctx.model.of(self.task, k, Kind::Ticker))
-            .collect();
-        let los: Vec<u64> = vers.iter().map(|v| v.floor(ctx.fail_open)).collect();
+        let keys = keys_read(call.0 == "market.get_ticker", key);
+        let (vers, los) = ctx.versions(self.task, Kind::Ticker, &keys);
         let found = if call.0 == "market.get_ticker" {
             let read = m.get_ticker(&self.symbols[key]);
             self.rec.call(&ctx, call, read).await.map(|t| vec![t])
@@ -1262,9 +1284,7 @@ impl Worker {
                 .await
         };
         let Some(found) = found else { return };
-        if found.len() != keys.len() {
-            let got = format!("{} answers", found.len());
-            ctx.wrong(self.task, call.0, "all", &got, &format!("{}", keys.len()));
+        if !ctx.answered_all(self.task, call.0, keys.len(), found.len()) {
             return;
         }
         for (j, t) in found.iter().enumerate() {
@@ -1300,10 +1320,7 @@ impl Worker {
     async fn set_fundings(&mut self, call: (&'static str, Class)) {
         let ctx = Arc::clone(&self.ctx);
         let m = ctx.cache.market();
-        let vers: Vec<&Version> = (0..KEYS_PER_TASK)
-            .map(|k| ctx.model.of(self.task, k, Kind::Funding))
-            .collect();
-        let vs: Vec<u64> = vers.iter().map(|v| v.attempt()).collect();
+        let (vers, vs) = ctx.attempt_all(self.task, Kind::Funding);
         let rates: Vec<(&str, f64)> = self
             .symbols
             .iter()
@@ -1324,16 +1341,8 @@ impl Worker {
     async fn get_funding(&mut self, call: (&'static str, Class), key: usize) {
         let ctx = Arc::clone(&self.ctx);
         let m = ctx.cache.market();
-        let keys: Vec<usize> = if call.0 == "market.get_funding_rate" {
-            vec![key]
-        } else {
-            (0..KEYS_PER_TASK).collect()
-        };
-        let vers: Vec<&Version> = keys
-            .iter()
-            .map(|&k| ctx.model.of(self.task, k, Kind::Funding))
-            .collect();
-        let los: Vec<u64> = vers.iter().map(|v| v.floor(ctx.fail_open)).collect();
+        let keys = keys_read(call.0 == "market.get_funding_rate", key);
+        let (vers, los) = ctx.versions(self.task, Kind::Funding, &keys);
         let found = if call.0 == "market.get_funding_rate" {
             let read = m.get_funding_rate(&self.symbols[key]);
             self.rec.call(&ctx, call, read).await.map(|r| vec![r])
@@ -1343,9 +1352,7 @@ impl Worker {
                 .await
         };
         let Some(found) = found else { return };
-        if found.len() != keys.len() {
-            let got = format!("{} answers", found.len());
-            ctx.wrong(self.task, call.0, "all", &got, &format!("{}", keys.len()));
+        if !ctx.answered_all(self.task, call.0, keys.len(), found.len()) {
             return;
         }
         for (j, rate) in found.iter().enumerate() {
@@ -1540,14 +1547,7 @@ impl Worker {
                 let Some(found) = self.rec.call(&ctx, call, read).await else {
                     return;
                 };
-                if found.len() != 2 {
-                    ctx.wrong(
-                        self.task,
-                        call.0,
-                        text,
-                        &format!("{} answers", found.len()),
-                        "2",
-                    );
+                if !ctx.answered_all(self.task, call.0, keys.len(), found.len()) {
                     return;
                 }
                 for (j, (k, ver)) in [(text, t), (bytes, b)].into_iter().enumerate() {

@@ -471,8 +471,8 @@ impl Drop for Held {
         }
         let (shared, key) = (Arc::clone(&self.shared), std::mem::take(&mut self.key));
         let (token, lease) = (self.token.clone(), self.lease);
-        let runtime = self.shared.runtime.clone();
-        runtime.spawn(async move { release_within(&shared, &key, &token, lease).await });
+        let release = async move { release_within(&shared, &key, &token, lease).await };
+        self.shared.runtime.spawn(release);
     }
 }
 

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use crate::limits::{check_ttl, check_value_len};
 use crate::shared::Shared;
+use crate::stats::Op;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -49,7 +50,8 @@ impl<'a> RedisClient<'a> {
     /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the value is not UTF-8;
     /// backend errors as [`get_bytes`](Self::get_bytes).
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
-        self.get_with("get", key, |bytes| {
+        let _call = self.shared.call(Op::Get);
+        self.get_with(Op::Get, key, |bytes| {
             String::from_utf8(bytes.to_vec())
                 .map_err(|e| Error::codec(format!("value at {key:?} is not UTF-8")).with_source(e))
         })
@@ -60,7 +62,7 @@ impl<'a> RedisClient<'a> {
     /// as a hit or a miss (fail-open mode turns a failure into a miss).
     async fn get_with<T>(
         &self,
-        op: &str,
+        op: Op,
         key: &str,
         decode: impl FnOnce(Bytes) -> Result<T>,
     ) -> Result<Option<T>> {
@@ -77,8 +79,9 @@ impl<'a> RedisClient<'a> {
     /// a zero TTL or a value over [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN);
     /// backend errors otherwise.
     pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
-        self.set_bytes(key, Bytes::copy_from_slice(value.as_bytes()), ttl)
-            .await
+        let _call = self.shared.call(Op::Set);
+        let value = Bytes::copy_from_slice(value.as_bytes());
+        self.set_with(Op::Set, key, value, ttl).await
     }
 
     /// The raw bytes at `key`; `None` when missing.
@@ -88,7 +91,8 @@ impl<'a> RedisClient<'a> {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key;
     /// connection, timeout or server errors from the backend.
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
-        self.get_with("get", key, Ok).await
+        let _call = self.shared.call(Op::GetBytes);
+        self.get_with(Op::GetBytes, key, Ok).await
     }
 
     /// Sets `key` to raw bytes, expiring after `ttl` (`None`: no expiry).
@@ -97,12 +101,18 @@ impl<'a> RedisClient<'a> {
     ///
     /// As [`set`](Self::set).
     pub async fn set_bytes(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        let _call = self.shared.call(Op::SetBytes);
+        self.set_with(Op::SetBytes, key, value, ttl).await
+    }
+
+    /// Checks and writes one value of a `set*` call.
+    async fn set_with(&self, op: Op, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let full = self.shared.keys.kv(key)?;
         if let Some(ttl) = ttl {
             check_ttl(ttl)?;
         }
         check_value_len("value", value.len())?;
-        self.shared.write_value("set", &full, value, ttl).await
+        self.shared.write_value(op, &full, value, ttl).await
     }
 
     /// The values of many keys, in order, in one round trip (`MGET`).
@@ -111,12 +121,13 @@ impl<'a> RedisClient<'a> {
     ///
     /// As [`get_bytes`](Self::get_bytes).
     pub async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let _call = self.shared.call(Op::Mget);
         let full = keys
             .iter()
             .map(|k| self.shared.keys.kv(k))
             .collect::<Result<Vec<_>>>()?;
         let fetched = self.shared.backend.mget(&full).await;
-        self.shared.finish_read_many("mget", &full, fetched, Ok)
+        self.shared.finish_read_many(Op::Mget, &full, fetched, Ok)
     }
 
     /// Deletes `key`; true when it existed.
@@ -125,13 +136,14 @@ impl<'a> RedisClient<'a> {
     ///
     /// As [`get_bytes`](Self::get_bytes).
     pub async fn delete(&self, key: &str) -> Result<bool> {
+        let _call = self.shared.call(Op::Delete);
         let full = self.shared.keys.kv(key)?;
         let result = self
             .shared
             .backend
             .delete(std::slice::from_ref(&full))
             .await;
-        Ok(self.shared.observe_write("delete", &full, result)? > 0)
+        Ok(self.shared.observe_write(Op::Delete, &full, result)? > 0)
     }
 
     /// True when `key` holds a value.
@@ -140,9 +152,11 @@ impl<'a> RedisClient<'a> {
     ///
     /// As [`get_bytes`](Self::get_bytes).
     pub async fn exists(&self, key: &str) -> Result<bool> {
+        let _call = self.shared.call(Op::Exists);
         let full = self.shared.keys.kv(key)?;
         let result = self.shared.backend.exists(&full).await;
-        self.shared.observe_read("exists", &full, result, || false)
+        self.shared
+            .observe_read(Op::Exists, &full, result, || false)
     }
 
     /// The JSON value at `key`, deserialized; `None` when missing.
@@ -152,7 +166,8 @@ impl<'a> RedisClient<'a> {
     /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the value is not JSON of
     /// type `T`; otherwise as [`get_bytes`](Self::get_bytes).
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.get_with("get_json", key, |bytes| {
+        let _call = self.shared.call(Op::GetJson);
+        self.get_with(Op::GetJson, key, |bytes| {
             serde_json::from_slice(&bytes).map_err(|e| {
                 Error::codec(format!("value at {key:?} is not the expected JSON")).with_source(e)
             })
@@ -172,8 +187,9 @@ impl<'a> RedisClient<'a> {
         value: &T,
         ttl: Option<Duration>,
     ) -> Result<()> {
+        let _call = self.shared.call(Op::SetJson);
         let json = serde_json::to_vec(value)
             .map_err(|e| Error::invalid("value cannot be serialized to JSON").with_source(e))?;
-        self.set_bytes(key, json.into(), ttl).await
+        self.set_with(Op::SetJson, key, json.into(), ttl).await
     }
 }

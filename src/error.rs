@@ -37,6 +37,47 @@ pub enum ErrorKind {
     OutOfMemory,
 }
 
+impl ErrorKind {
+    /// Every kind, in declaration order: the columns of per-kind error counts.
+    pub(crate) const ALL: [ErrorKind; 10] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::Connection,
+        ErrorKind::Timeout,
+        ErrorKind::Authentication,
+        ErrorKind::Server,
+        ErrorKind::Codec,
+        ErrorKind::Config,
+        ErrorKind::Compute,
+        ErrorKind::CircuitOpen,
+        ErrorKind::OutOfMemory,
+    ];
+
+    /// How many kinds there are.
+    pub(crate) const COUNT: usize = Self::ALL.len();
+
+    /// This kind's column in per-kind tables.
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The kind in snake case (`circuit_open`), as the `kind` label of
+    /// exported metrics names it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::Server => "server",
+            ErrorKind::Codec => "codec",
+            ErrorKind::Config => "config",
+            ErrorKind::Compute => "compute",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::OutOfMemory => "out_of_memory",
+        }
+    }
+}
+
 /// The error of every fallible call in this crate.
 ///
 /// Cheap to clone, so one failure can be handed to every waiter of a shared load.
@@ -232,5 +273,17 @@ mod tests {
         let e: Error = redis::RedisError::from(io).into();
         assert_eq!(e.kind(), ErrorKind::Connection);
         assert!(e.is_unavailable());
+    }
+
+    #[test]
+    fn every_kind_has_its_own_column_and_name() {
+        let mut names = std::collections::HashSet::new();
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
+            assert!(names.insert(kind.as_str()), "{kind:?} named twice");
+        }
+        // A kind added to the enum but not to ALL would share a column.
+        let last = ErrorKind::OutOfMemory;
+        assert_eq!(last.index() + 1, ErrorKind::COUNT);
     }
 }

@@ -32,7 +32,7 @@
 //! | `options` | [`WriteOptions`], [`BarWriteOptions`], [`ComputeOptions`]: per-call options of the `*_with` calls |
 //! | `flight` | single flight: one computation of `get_or_compute`, one fetch of a near-cache miss, shared by the callers that wait for it |
 //! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout; `connection.rs`, one server, a Cluster or Sentinel's primary, with `cluster.rs` and `sentinel.rs`; `near.rs`, the near cache, kept told by `tracking.rs`) and `embedded/` (store, eviction policy, series chunks) implement it |
-//! | `stats` | counters ([`CacheStats`]), the near cache's among them |
+//! | `stats` | per-operation counters and latency histograms ([`CacheStats`], [`Op`]), striped per thread; the `metrics` facade export |
 //! | `shared` | what one manager's typed caches share: the one read path and one write path, fail-open rules |
 //! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON, on either backend |
 //! | `ohlcv/` | [`OhlcvCache`]: candle series, a sorted set of bar runs and a head each; [`ArchivedBars`], the zero-copy view of a read |
@@ -45,6 +45,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tls` | no | `rediss://` URLs, through rustls |
+//! | `metrics` | no | every counter of [`CacheManager::stats`] through the [`metrics`](https://docs.rs/metrics) facade, for any exporter |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -80,7 +81,7 @@ pub use model::{
 };
 pub use ohlcv::{ArchivedBars, OhlcvCache};
 pub use options::{BarWriteOptions, ComputeOptions, WriteOptions};
-pub use stats::CacheStats;
+pub use stats::{CacheStats, LatencyStats, Op, OpStats};
 
 /// The README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]

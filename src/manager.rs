@@ -9,7 +9,7 @@ use crate::llm::LlmCache;
 use crate::market::MarketDataCache;
 use crate::ohlcv::OhlcvCache;
 use crate::shared::Shared;
-use crate::stats::CacheStats;
+use crate::stats::{CacheStats, Op};
 use std::sync::Arc;
 
 /// The entry point: connects the configured backend and hands out the typed
@@ -103,7 +103,8 @@ impl CacheManager {
         self.shared.backend.name()
     }
 
-    /// Hit, miss and error counters since connecting, what
+    /// Per operation calls, hits, misses, errors by kind and latency
+    /// percentiles ([`CacheStats::ops`]), their totals since connecting, what
     /// [fail-open mode](crate::CacheConfigBuilder::fail_open) absorbed, and
     /// what the [near cache](crate::CacheConfigBuilder::near_cache) and the
     /// [circuit breaker](crate::CacheConfigBuilder::breaker_threshold) did.
@@ -116,8 +117,9 @@ impl CacheManager {
     /// True when the backend answers (`PING` for Redis) within the response
     /// timeout; false at once while the circuit breaker is open.
     pub async fn health_check(&self) -> bool {
+        let _call = self.shared.call(Op::Ping);
         let result = self.shared.backend.ping().await;
-        self.shared.observe("ping", "", result).is_ok()
+        self.shared.observe(Op::Ping, "", result).is_ok()
     }
 
     /// Deletes every key of this cache's namespace, and nothing else (SCAN +
@@ -127,9 +129,10 @@ impl CacheManager {
     ///
     /// A connection, timeout or server error; keys deleted before it stay deleted.
     pub async fn clear_all(&self) -> Result<u64> {
+        let _call = self.shared.call(Op::ClearAll);
         let prefix = self.shared.keys.prefix();
         let result = self.shared.backend.clear_prefix(&prefix).await;
-        let n = self.shared.observe("clear_all", &prefix, result)?;
+        let n = self.shared.observe(Op::ClearAll, &prefix, result)?;
         tracing::info!(namespace = %self.shared.config.namespace(), deleted = n, "cache_cleared");
         Ok(n)
     }
@@ -141,12 +144,13 @@ impl CacheManager {
     ///
     /// A connection, timeout or server error.
     pub async fn flush_db(&self) -> Result<()> {
+        let _call = self.shared.call(Op::FlushDb);
         tracing::warn!(
             backend = self.backend_name(),
             "flush_db: deleting every key in the database"
         );
         let result = self.shared.backend.flush_db().await;
-        self.shared.observe("flush_db", "*", result)
+        self.shared.observe(Op::FlushDb, "*", result)
     }
 
     /// Drops this handle and emits `redis_disconnected`. The connection closes

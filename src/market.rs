@@ -9,6 +9,7 @@ use crate::limits::check_batch;
 use crate::model::{validate_funding_rate, FearGreed, Ticker};
 use crate::options::WriteOptions;
 use crate::shared::Shared;
+use crate::stats::Op;
 use bytes::Bytes;
 
 /// The market data cache, from [`CacheManager::market`](crate::CacheManager::market).
@@ -85,11 +86,12 @@ impl<'a> MarketDataCache<'a> {
         ticker: &Ticker,
         options: WriteOptions,
     ) -> Result<()> {
+        let _call = self.shared.call(Op::SetTicker);
         let key = self.shared.keys.ticker(symbol)?;
         ticker.validate()?;
         let ttl = options.ttl_for(&self.shared.config, DataType::Ticker)?;
         self.shared
-            .write_value("set_ticker", &key, codec::encode(ticker), Some(ttl))
+            .write_value(Op::SetTicker, &key, codec::encode(ticker), Some(ttl))
             .await
     }
 
@@ -105,8 +107,9 @@ impl<'a> MarketDataCache<'a> {
     ///
     /// See [`set_ticker`](Self::set_ticker).
     pub async fn get_ticker(&self, symbol: &str) -> Result<Option<Ticker>> {
+        let _call = self.shared.call(Op::GetTicker);
         let key = self.shared.keys.ticker(symbol)?;
-        self.read_one("get_ticker", &key).await
+        self.read_one(Op::GetTicker, &key).await
     }
 
     /// Caches many tickers, each under its own `symbol` field, with the default
@@ -153,6 +156,7 @@ impl<'a> MarketDataCache<'a> {
     ///
     /// See [`WriteOptions`].
     pub async fn set_tickers_with(&self, tickers: &[Ticker], options: WriteOptions) -> Result<()> {
+        let _call = self.shared.call(Op::SetTickers);
         check_batch(tickers.len())?;
         let ttl = options.ttl_for(&self.shared.config, DataType::Ticker)?;
         let items = batch_entries("tickers", tickers, |t| {
@@ -160,7 +164,7 @@ impl<'a> MarketDataCache<'a> {
             t.validate()?;
             Ok((key, codec::encode(t)))
         })?;
-        self.shared.write_values("set_tickers", &items, ttl).await
+        self.shared.write_values(Op::SetTickers, &items, ttl).await
     }
 
     /// The cached ticker of each symbol, in order (`None` where nothing is
@@ -176,8 +180,9 @@ impl<'a> MarketDataCache<'a> {
     ///
     /// See [`set_tickers`](Self::set_tickers).
     pub async fn get_tickers<S: AsRef<str>>(&self, symbols: &[S]) -> Result<Vec<Option<Ticker>>> {
+        let _call = self.shared.call(Op::GetTickers);
         let keys = self.batch_keys(symbols, |s| self.shared.keys.ticker(s))?;
-        self.read_many("get_tickers", &keys).await
+        self.read_many(Op::GetTickers, &keys).await
     }
 
     /// Caches the funding rate of `symbol` (a fraction per funding interval,
@@ -221,12 +226,13 @@ impl<'a> MarketDataCache<'a> {
         rate: f64,
         options: WriteOptions,
     ) -> Result<()> {
+        let _call = self.shared.call(Op::SetFundingRate);
         let key = self.shared.keys.funding(symbol)?;
         validate_funding_rate(rate)?;
         let ttl = options.ttl_for(&self.shared.config, DataType::FundingRate)?;
         let value = codec::encode(&rate);
         self.shared
-            .write_value("set_funding_rate", &key, value, Some(ttl))
+            .write_value(Op::SetFundingRate, &key, value, Some(ttl))
             .await
     }
 
@@ -240,8 +246,9 @@ impl<'a> MarketDataCache<'a> {
     ///
     /// See [`set_funding_rate`](Self::set_funding_rate).
     pub async fn get_funding_rate(&self, symbol: &str) -> Result<Option<f64>> {
+        let _call = self.shared.call(Op::GetFundingRate);
         let key = self.shared.keys.funding(symbol)?;
-        self.read_one("get_funding_rate", &key).await
+        self.read_one(Op::GetFundingRate, &key).await
     }
 
     /// Caches many `(symbol, rate)` pairs with the default funding TTL, in one
@@ -284,6 +291,7 @@ impl<'a> MarketDataCache<'a> {
         rates: &[(S, f64)],
         options: WriteOptions,
     ) -> Result<()> {
+        let _call = self.shared.call(Op::SetFundingRates);
         check_batch(rates.len())?;
         let ttl = options.ttl_for(&self.shared.config, DataType::FundingRate)?;
         let items = batch_entries("rates", rates, |(symbol, rate)| {
@@ -292,7 +300,7 @@ impl<'a> MarketDataCache<'a> {
             Ok((key, codec::encode(rate)))
         })?;
         self.shared
-            .write_values("set_funding_rates", &items, ttl)
+            .write_values(Op::SetFundingRates, &items, ttl)
             .await
     }
 
@@ -309,8 +317,9 @@ impl<'a> MarketDataCache<'a> {
         &self,
         symbols: &[S],
     ) -> Result<Vec<Option<f64>>> {
+        let _call = self.shared.call(Op::GetFundingRates);
         let keys = self.batch_keys(symbols, |s| self.shared.keys.funding(s))?;
-        self.read_many("get_funding_rates", &keys).await
+        self.read_many(Op::GetFundingRates, &keys).await
     }
 
     /// Caches the Fear & Greed reading with the default TTL (300 s).
@@ -354,12 +363,13 @@ impl<'a> MarketDataCache<'a> {
         reading: &FearGreed,
         options: WriteOptions,
     ) -> Result<()> {
+        let _call = self.shared.call(Op::SetFearGreed);
         reading.validate()?;
         let ttl = options.ttl_for(&self.shared.config, DataType::FearGreed)?;
         let key = self.shared.keys.fear_greed();
         let value = codec::encode(reading);
         self.shared
-            .write_value("set_fear_greed", &key, value, Some(ttl))
+            .write_value(Op::SetFearGreed, &key, value, Some(ttl))
             .await
     }
 
@@ -374,8 +384,9 @@ impl<'a> MarketDataCache<'a> {
     ///
     /// See [`set_fear_greed`](Self::set_fear_greed).
     pub async fn get_fear_greed(&self) -> Result<Option<FearGreed>> {
+        let _call = self.shared.call(Op::GetFearGreed);
         let key = self.shared.keys.fear_greed();
-        self.read_one("get_fear_greed", &key).await
+        self.read_one(Op::GetFearGreed, &key).await
     }
 
     /// The keys of a batch read, every symbol checked before anything is sent.
@@ -389,14 +400,14 @@ impl<'a> MarketDataCache<'a> {
     }
 
     /// Reads one value through the shared read path, checked as writes check it.
-    async fn read_one<T: DecodeValid>(&self, op: &str, key: &str) -> Result<Option<T>> {
+    async fn read_one<T: DecodeValid>(&self, op: Op, key: &str) -> Result<Option<T>> {
         let fetched = self.shared.backend.get(key).await;
         self.shared
             .finish_read(op, key, fetched, |v| T::decode_valid(&v))
     }
 
     /// One MGET for every key, through the shared read path.
-    async fn read_many<T: DecodeValid>(&self, op: &str, keys: &[String]) -> Result<Vec<Option<T>>> {
+    async fn read_many<T: DecodeValid>(&self, op: Op, keys: &[String]) -> Result<Vec<Option<T>>> {
         let fetched = self.shared.backend.mget(keys).await;
         self.shared
             .finish_read_many(op, keys, fetched, |v| T::decode_valid(&v))

@@ -14,7 +14,7 @@ use crate::config::CacheConfig;
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::keys::Keys;
-use crate::stats::Counters;
+use crate::stats::{Call, Counters, Op, SAMPLE_FAST};
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -34,14 +34,28 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(backend: Backend, config: CacheConfig) -> Self {
+        // A round trip takes tens of microseconds: each is timed. An
+        // embedded read or a near-cache hit can take 100 ns: one in 8 is.
+        let fast = match &backend {
+            Backend::Embedded(_) => true,
+            Backend::Redis(b) => b.has_near_cache(),
+        };
+        let sample_every = if fast { SAMPLE_FAST } else { 1 };
         Self {
+            counters: Counters::new(sample_every, config.metrics(), config.namespace()),
             backend,
             keys: Keys::new(config.namespace()),
             config,
-            counters: Counters::default(),
             flights: Flights::default(),
             runtime: tokio::runtime::Handle::current(),
         }
+    }
+
+    /// Counts a call of `op` and times it until the guard is dropped: every
+    /// public call starts with this.
+    #[inline]
+    pub(crate) fn call(&self, op: Op) -> Call<'_> {
+        self.counters.start(op)
     }
 
     /// The read path of one key: the backend's answer, fail-open applied,
@@ -50,7 +64,7 @@ impl Shared {
     #[inline]
     pub(crate) fn finish_read<R, T>(
         &self,
-        op: &str,
+        op: Op,
         key: &str,
         fetched: Result<Option<R>>,
         decode: impl FnOnce(R) -> Result<T>,
@@ -65,7 +79,7 @@ impl Shared {
     /// as a miss of its own key in fail-open mode.
     pub(crate) fn finish_read_many<K: AsRef<str>, R, T>(
         &self,
-        op: &str,
+        op: Op,
         keys: &[K],
         fetched: Result<Vec<Option<R>>>,
         decode: impl Fn(R) -> Result<T>,
@@ -80,14 +94,14 @@ impl Shared {
     #[inline]
     fn decode_counted<R, T>(
         &self,
-        op: &str,
+        op: Op,
         key: &str,
         found: Option<R>,
         decode: impl FnOnce(R) -> Result<T>,
     ) -> Result<Option<T>> {
         let decoded = found.map(decode).transpose();
         let decoded = self.observe_read(op, key, decoded, || None)?;
-        self.record_read(key, decoded.is_some());
+        self.record_read(op, key, decoded.is_some());
         Ok(decoded)
     }
 
@@ -95,7 +109,7 @@ impl Shared {
     /// never), fail-open applied.
     pub(crate) async fn write_value(
         &self,
-        op: &str,
+        op: Op,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
@@ -107,7 +121,7 @@ impl Shared {
     /// The write path of many values with one TTL, in one round trip.
     pub(crate) async fn write_values(
         &self,
-        op: &str,
+        op: Op,
         items: &[(String, Bytes)],
         ttl: Duration,
     ) -> Result<()> {
@@ -117,19 +131,19 @@ impl Shared {
 
     /// Counts a read and emits `cache_hit` / `cache_miss`.
     #[inline]
-    pub(crate) fn record_read(&self, key: &str, hit: bool) {
-        self.counters.hit_or_miss(hit);
+    pub(crate) fn record_read(&self, op: Op, key: &str, hit: bool) {
+        self.counters.hit_or_miss(op, hit);
         if hit {
-            tracing::debug!(key, "cache_hit");
+            tracing::debug!(op = op.as_str(), key, "cache_hit");
         } else {
-            tracing::debug!(key, "cache_miss");
+            tracing::debug!(op = op.as_str(), key, "cache_miss");
         }
     }
 
     /// Counts and reports a failed call; bad input is the caller's, not counted.
     /// For calls that never fail open (health, clearing, lock bookkeeping).
     #[inline]
-    pub(crate) fn observe<T>(&self, op: &str, key: &str, result: Result<T>) -> Result<T> {
+    pub(crate) fn observe<T>(&self, op: Op, key: &str, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
             self.report(op, key, e);
         }
@@ -143,7 +157,7 @@ impl Shared {
     #[inline]
     pub(crate) fn observe_read<T>(
         &self,
-        op: &str,
+        op: Op,
         key: &str,
         result: Result<T>,
         miss: impl FnOnce() -> T,
@@ -160,7 +174,7 @@ impl Shared {
     #[inline]
     pub(crate) fn observe_write<T: Default>(
         &self,
-        op: &str,
+        op: Op,
         key: &str,
         result: Result<T>,
     ) -> Result<T> {
@@ -178,27 +192,27 @@ impl Shared {
     /// level: there may be thousands a second, and the breaker's own
     /// `circuit_breaker_opened` warning says why.
     #[cold]
-    fn report(&self, op: &str, key: &str, e: &Error) {
+    fn report(&self, op: Op, key: &str, e: &Error) {
         if e.is_invalid_input() {
             return;
         }
-        self.counters.error(e.is_codec());
+        self.counters.error(op, e.kind());
         let backend = self.backend.name();
         if e.is_circuit_open() {
-            tracing::debug!(op, key, backend, error = %e, "redis_{op}_error");
+            tracing::debug!(op = op.as_str(), key, backend, error = %e, "redis_{op}_error");
         } else {
-            tracing::error!(op, key, backend, error = %e, "redis_{op}_error");
+            tracing::error!(op = op.as_str(), key, backend, error = %e, "redis_{op}_error");
         }
     }
 
     /// `Ok(())` when fail-open mode absorbs the failed read as a miss.
     #[cold]
-    fn read_failed(&self, op: &str, key: &str, e: Error) -> Result<()> {
+    fn read_failed(&self, op: Op, key: &str, e: Error) -> Result<()> {
         if !self.fails_open(&e, true) {
             self.report(op, key, &e);
             return Err(e);
         }
-        self.counters.error(e.is_codec());
+        self.counters.error(op, e.kind());
         self.counters.fail_open_miss();
         fail_open_event(op, key, self.backend.name(), &e, "miss");
         Ok(())
@@ -206,12 +220,12 @@ impl Shared {
 
     /// `Ok(())` when fail-open mode drops the failed write.
     #[cold]
-    fn write_failed(&self, op: &str, key: &str, e: Error) -> Result<()> {
+    fn write_failed(&self, op: Op, key: &str, e: Error) -> Result<()> {
         if !self.fails_open(&e, false) {
             self.report(op, key, &e);
             return Err(e);
         }
-        self.counters.error(false);
+        self.counters.error(op, e.kind());
         self.counters.fail_open_dropped_write();
         fail_open_event(op, key, self.backend.name(), &e, "write_dropped");
         Ok(())
@@ -233,10 +247,10 @@ impl Shared {
 /// `cache_fail_open`: a warning, or at debug level for a call the open
 /// circuit breaker failed fast (as in [`Shared::report`]).
 #[cold]
-fn fail_open_event(op: &str, key: &str, backend: &str, e: &Error, outcome: &str) {
+fn fail_open_event(op: Op, key: &str, backend: &str, e: &Error, outcome: &str) {
     if e.is_circuit_open() {
-        tracing::debug!(op, key, backend, error = %e, outcome, "cache_fail_open");
+        tracing::debug!(op = op.as_str(), key, backend, error = %e, outcome, "cache_fail_open");
     } else {
-        tracing::warn!(op, key, backend, error = %e, outcome, "cache_fail_open");
+        tracing::warn!(op = op.as_str(), key, backend, error = %e, outcome, "cache_fail_open");
     }
 }

@@ -47,7 +47,7 @@ fn count(ran: &[Ran], op: Op) -> u64 {
 /// miss per read, one dropped write per write, and for a computation one
 /// dropped write and one or two misses (it reads again inside its flight).
 /// Returns how many calls failed open, each of which emitted one event.
-fn assert_fail_open_counted(ran: &[Ran], before: CacheStats, after: CacheStats) -> u64 {
+fn assert_fail_open_counted(ran: &[Ran], before: &CacheStats, after: &CacheStats) -> u64 {
     let (reads, writes) = (count(ran, Op::Read), count(ran, Op::Write));
     let computes = count(ran, Op::Compute);
     let misses = after.fail_open_misses - before.fail_open_misses;
@@ -70,7 +70,7 @@ async fn fail_open_reads_miss_and_writes_drop_while_redis_is_down() {
     let ran = run_every_call(&cache).await;
     assert_failed_open(&ran, &server);
     let stats = cache.stats();
-    let failed_open = assert_fail_open_counted(&ran, before, stats);
+    let failed_open = assert_fail_open_counted(&ran, &before, &stats);
     assert!(
         stats.misses > before.misses,
         "fail-open misses count as misses"
@@ -103,7 +103,7 @@ async fn fail_open_reads_miss_and_writes_drop_while_redis_is_frozen() {
     let ran = run_every_call(&cache).await;
     server.thaw();
     assert_failed_open(&ran, &server);
-    assert_fail_open_counted(&ran, CacheStats::default(), cache.stats());
+    assert_fail_open_counted(&ran, &CacheStats::default(), &cache.stats());
 }
 
 #[tokio::test]

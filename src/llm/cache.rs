@@ -6,6 +6,7 @@ use crate::config::DataType;
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::{ComputeOptions, WriteOptions};
 use crate::shared::Shared;
+use crate::stats::Op;
 use bytes::Bytes;
 use futures_util::future::Either;
 use serde::de::DeserializeOwned;
@@ -113,11 +114,12 @@ impl<'a> LlmCache<'a> {
         result: &T,
         options: WriteOptions,
     ) -> Result<()> {
+        let _call = self.shared.call(Op::SetAnalysis);
         let key = self.shared.keys.llm(analysis_type, input_hash)?;
         let ttl = options.ttl_for(&self.shared.config, DataType::Llm)?;
         let value = encode_json(result)?;
         self.shared
-            .write_value("set_analysis", &key, value, Some(ttl))
+            .write_value(Op::SetAnalysis, &key, value, Some(ttl))
             .await
     }
 
@@ -137,10 +139,11 @@ impl<'a> LlmCache<'a> {
         analysis_type: &str,
         input_hash: &str,
     ) -> Result<Option<T>> {
+        let _call = self.shared.call(Op::GetAnalysis);
         let key = self.shared.keys.llm(analysis_type, input_hash)?;
         let fetched = self.shared.backend.get(&key).await;
         self.shared
-            .finish_read("get_analysis", &key, fetched, |v| decode_json(&v))
+            .finish_read(Op::GetAnalysis, &key, fetched, |v| decode_json(&v))
     }
 
     /// The cached result for `input` (hashed with [`hash_input`](Self::hash_input)),
@@ -236,6 +239,7 @@ impl<'a> LlmCache<'a> {
         Fut: Future<Output = std::result::Result<T, E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
+        let _call = self.shared.call(Op::GetOrCompute);
         let key = self
             .shared
             .keys
@@ -243,7 +247,8 @@ impl<'a> LlmCache<'a> {
         let ttl = options.ttl_for(&self.shared.config)?;
         let lease = options.checked_lease()?;
         let cached = self.usable::<T>(&key, true).await?;
-        self.shared.record_read(&key, cached.is_some());
+        self.shared
+            .record_read(Op::GetOrCompute, &key, cached.is_some());
         if let Some((_, value)) = cached {
             return Ok(value);
         }
@@ -261,7 +266,7 @@ impl<'a> LlmCache<'a> {
         drop(flight);
         // `f`'s error is not the cache's: handed out as is, not counted.
         let decoded = decode_json(&shared?);
-        self.shared.observe("get_or_compute", &key, decoded)
+        self.shared.observe(Op::GetOrCompute, &key, decoded)
     }
 
     /// The cached value at `key` if it decodes as a `T`. One that does not is
@@ -276,14 +281,14 @@ impl<'a> LlmCache<'a> {
         let result = self.shared.backend.get(key).await;
         let found = self
             .shared
-            .observe_read("get_or_compute", key, result, || None)?;
+            .observe_read(Op::GetOrCompute, key, result, || None)?;
         let Some(bytes) = found else {
             return Ok(None);
         };
         match decode_json::<T>(&bytes) {
             Ok(value) => Ok(Some((bytes, value))),
             Err(e) if report => {
-                let _ = self.shared.observe("get_or_compute", key, Err::<(), _>(e));
+                let _ = self.shared.observe(Op::GetOrCompute, key, Err::<(), _>(e));
                 Ok(None)
             }
             Err(_) => Ok(None),
@@ -360,8 +365,14 @@ impl<'a> LlmCache<'a> {
             confirmed: false,
             released: false,
         };
-        let taken = self.shared.backend.set_nx(key, held.token.clone(), lease);
-        match self.shared.observe("llm_lock", key, taken.await) {
+        let call = self.shared.call(Op::LlmLock);
+        let taken = self
+            .shared
+            .backend
+            .set_nx(key, held.token.clone(), lease)
+            .await;
+        drop(call);
+        match self.shared.observe(Op::LlmLock, key, taken) {
             Ok(false) => {
                 held.released = true;
                 None
@@ -384,7 +395,7 @@ impl<'a> LlmCache<'a> {
         let bytes = compute.await?;
         let stored = self
             .shared
-            .write_value("set_analysis", key, bytes.clone(), Some(ttl));
+            .write_value(Op::GetOrCompute, key, bytes.clone(), Some(ttl));
         // The result was paid for: hand it out even when it could not be stored.
         let _ = stored.await;
         Ok(bytes)
@@ -436,12 +447,12 @@ impl Held {
         let every = self.lease / 3;
         loop {
             tokio::time::sleep(every).await;
+            let call = self.shared.call(Op::LlmLockRenew);
             let backend = &self.shared.backend;
             let renewed = backend.renew_if_equals(&self.key, &self.token, self.lease);
-            match self
-                .shared
-                .observe("llm_lock_renew", &self.key, renewed.await)
-            {
+            let renewed = renewed.await;
+            drop(call);
+            match self.shared.observe(Op::LlmLockRenew, &self.key, renewed) {
                 Ok(true) | Err(_) => {}
                 Ok(false) => {
                     if self.confirmed {
@@ -482,9 +493,11 @@ const RELEASE_RETRY: Duration = Duration::from_millis(50);
 /// One compare-and-delete, reported if it failed; true when the open
 /// circuit breaker refused it (fail-open mode or not).
 async fn release_once(shared: &Shared, key: &str, token: &[u8]) -> bool {
+    let call = shared.call(Op::LlmUnlock);
     let released = shared.backend.delete_if_equals(key, token).await;
+    drop(call);
     let refused = matches!(&released, Err(e) if e.is_circuit_open());
-    let _ = shared.observe_write("llm_unlock", key, released);
+    let _ = shared.observe_write(Op::LlmUnlock, key, released);
     refused
 }
 

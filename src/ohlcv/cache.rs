@@ -9,6 +9,7 @@ use crate::limits::{check_bar_limit, check_series_count, MAX_BARS_PER_READ};
 use crate::model::{Bar, Timeframe};
 use crate::options::BarWriteOptions;
 use crate::shared::Shared;
+use crate::stats::Op;
 use bytes::Bytes;
 
 /// The OHLCV cache, from [`CacheManager::ohlcv`](crate::CacheManager::ohlcv).
@@ -70,6 +71,7 @@ impl<'a> OhlcvCache<'a> {
         bars: &[Bar],
         options: BarWriteOptions,
     ) -> Result<()> {
+        let _call = self.shared.call(Op::SetBars);
         let key = self.shared.keys.series(symbol, tf)?;
         let ttl = options.ttl_for(&self.shared.config)?;
         let sorted = sorted_unique(bars)?;
@@ -82,7 +84,7 @@ impl<'a> OhlcvCache<'a> {
             max_len: options.max_bars_for(&self.shared.config),
         };
         let result = self.shared.backend.series_upsert(&write).await;
-        self.shared.observe_write("set_bars", key.set(), result)
+        self.shared.observe_write(Op::SetBars, key.set(), result)
     }
 
     /// The newest `limit` bars, newest first; `None` when nothing is cached.
@@ -109,11 +111,12 @@ impl<'a> OhlcvCache<'a> {
         tf: Timeframe,
         limit: usize,
     ) -> Result<Option<Vec<Bar>>> {
+        let _call = self.shared.call(Op::GetBars);
         let key = self.shared.keys.series(symbol, tf)?;
         check_bar_limit(limit)?;
         let fetched = self.shared.backend.series_newest(&key, limit).await;
         let validated = self.shared.backend.bars_validated();
-        self.finish_read("get_bars", key.set(), fetched, |runs| {
+        self.finish_read(Op::GetBars, key.set(), fetched, |runs| {
             decode_newest(&runs, validated)
         })
     }
@@ -130,11 +133,12 @@ impl<'a> OhlcvCache<'a> {
         tf: Timeframe,
         limit: usize,
     ) -> Result<Option<ArchivedBars>> {
+        let _call = self.shared.call(Op::GetBarsArchived);
         let key = self.shared.keys.series(symbol, tf)?;
         check_bar_limit(limit)?;
         let fetched = self.shared.backend.series_newest(&key, limit).await;
         let validated = self.shared.backend.bars_validated();
-        self.finish_read("get_bars", key.set(), fetched, |runs| {
+        self.finish_read(Op::GetBarsArchived, key.set(), fetched, |runs| {
             ArchivedBars::new(runs, validated)
         })
     }
@@ -154,6 +158,7 @@ impl<'a> OhlcvCache<'a> {
         from: i64,
         to: i64,
     ) -> Result<Option<Vec<Bar>>> {
+        let _call = self.shared.call(Op::GetRange);
         let key = self.shared.keys.series(symbol, tf)?;
         if from > to {
             return Err(Error::invalid(format!(
@@ -168,7 +173,7 @@ impl<'a> OhlcvCache<'a> {
         };
         let fetched = self.shared.backend.series_range(&window).await;
         let validated = self.shared.backend.bars_validated();
-        let bars = self.finish_read("get_range", key.set(), fetched, |runs| {
+        let bars = self.finish_read(Op::GetRange, key.set(), fetched, |runs| {
             decode_oldest(&runs, validated)
         })?;
         if bars.as_ref().is_some_and(|v| v.len() > MAX_BARS_PER_READ) {
@@ -185,11 +190,12 @@ impl<'a> OhlcvCache<'a> {
     ///
     /// As [`get_bars`](Self::get_bars).
     pub async fn get_latest_bar(&self, symbol: &str, tf: Timeframe) -> Result<Option<Bar>> {
+        let _call = self.shared.call(Op::GetLatestBar);
         let key = self.shared.keys.series(symbol, tf)?;
         let fetched = self.shared.backend.series_latest(&key).await;
         let validated = self.shared.backend.bars_validated();
         self.shared
-            .finish_read("get_latest_bar", key.set(), fetched, |bar| {
+            .finish_read(Op::GetLatestBar, key.set(), fetched, |bar| {
                 decode_bar(&bar, validated)
             })
     }
@@ -202,6 +208,7 @@ impl<'a> OhlcvCache<'a> {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad symbol
     /// or more than [`MAX_BARS_PER_READ`] series; otherwise as [`get_bars`](Self::get_bars).
     pub async fn get_latest_bars(&self, series: &[(&str, Timeframe)]) -> Result<Vec<Option<Bar>>> {
+        let _call = self.shared.call(Op::GetLatestBars);
         check_series_count(series.len())?;
         let keys = series
             .iter()
@@ -210,7 +217,7 @@ impl<'a> OhlcvCache<'a> {
         let fetched = self.shared.backend.series_latest_many(&keys).await;
         let validated = self.shared.backend.bars_validated();
         self.shared
-            .finish_read_many("get_latest_bars", &keys, fetched, |bar| {
+            .finish_read_many(Op::GetLatestBars, &keys, fetched, |bar| {
                 decode_bar(&bar, validated)
             })
     }
@@ -222,15 +229,16 @@ impl<'a> OhlcvCache<'a> {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad symbol;
     /// connection, timeout or server errors.
     pub async fn invalidate(&self, symbol: &str, tf: Timeframe) -> Result<bool> {
+        let _call = self.shared.call(Op::Invalidate);
         let key = self.shared.keys.series(symbol, tf)?;
         let result = self.shared.backend.series_delete(&key).await;
-        self.shared.observe_write("invalidate", key.set(), result)
+        self.shared.observe_write(Op::Invalidate, key.set(), result)
     }
 
     /// The shared read path for reads of many records: none found is a miss.
     fn finish_read<T>(
         &self,
-        op: &str,
+        op: Op,
         key: &str,
         fetched: Result<Vec<Bytes>>,
         decode: impl FnOnce(Vec<Bytes>) -> Result<T>,

@@ -142,5 +142,35 @@ fn market(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, reads, vs_peers, writes, market);
+/// What `stats()`' per-operation counting costs a call: the same reads with
+/// it on (the default) and off, side by side.
+fn metrics(c: &mut Criterion) {
+    let rt = common::runtime();
+    let mut g = group(c, "embedded/metrics");
+    g.throughput(Throughput::Elements(1));
+    for on in [true, false] {
+        let config = CacheConfig::builder().metrics(on).build().expect("config");
+        let cache = rt.block_on(common::cache_with_series(config, SYMBOL, TF));
+        let ticker = common::ticker(SYMBOL, common::SEED);
+        rt.block_on(cache.market().set_ticker(SYMBOL, &ticker))
+            .expect("set_ticker");
+        let (ohlcv, market) = (cache.ohlcv(), cache.market());
+        let label = if on { "on" } else { "off" };
+        g.bench_function(format!("get_latest_bar/{label}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                ohlcv
+                    .get_latest_bar(black_box(SYMBOL), TF)
+                    .await
+                    .expect("get")
+            })
+        });
+        g.bench_function(format!("get_ticker/{label}"), |b| {
+            b.to_async(&rt)
+                .iter(|| async { market.get_ticker(black_box(SYMBOL)).await.expect("get") })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, reads, vs_peers, writes, market, metrics);
 criterion_main!(benches);

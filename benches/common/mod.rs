@@ -124,9 +124,12 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// An embedded cache holding a 1,000-bar `tf` series of `symbol`.
 pub async fn embedded_with_series(symbol: &str, tf: Timeframe) -> CacheManager {
-    let cache = CacheManager::connect(CacheConfig::embedded())
-        .await
-        .expect("embedded");
+    cache_with_series(CacheConfig::embedded(), symbol, tf).await
+}
+
+/// A cache of `config` holding a 1,000-bar series of `symbol`.
+pub async fn cache_with_series(config: CacheConfig, symbol: &str, tf: Timeframe) -> CacheManager {
+    let cache = CacheManager::connect(config).await.expect("connect");
     let bars = bars(1_000, tf.millis() as i64, SEED);
     cache
         .ohlcv()

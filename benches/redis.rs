@@ -29,12 +29,16 @@ struct Fixture {
 
 impl Fixture {
     fn start() -> Self {
+        Self::start_with(|b| b)
+    }
+
+    fn start_with(
+        configure: impl FnOnce(iftb_cache::CacheConfigBuilder) -> iftb_cache::CacheConfigBuilder,
+    ) -> Self {
         let server = RedisServer::start();
         let rt = common::runtime();
-        let config = CacheConfig::builder()
-            .redis_url(&server.url())
-            .build()
-            .expect("config");
+        let builder = CacheConfig::builder().redis_url(&server.url());
+        let config = configure(builder).build().expect("config");
         let cache = rt
             .block_on(CacheManager::connect(config))
             .unwrap_or_else(|e| panic!("connect: {e}\n{}", server.log()));
@@ -215,5 +219,36 @@ fn llm_reads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ohlcv_reads, ohlcv_writes, market_reads, llm_reads);
+/// What `stats()`' per-operation counting costs a Redis read: the same
+/// `get_latest_bar` with it on (the default) and off, side by side, each on
+/// a server of its own.
+fn metrics(c: &mut Criterion) {
+    let bars = common::bars(1_000, TF.millis() as i64, common::SEED);
+    let mut g = group(c, "redis/metrics");
+    g.throughput(Throughput::Elements(1));
+    for on in [true, false] {
+        let f = Fixture::start_with(|b| b.metrics(on));
+        f.set_bars(SYMBOL, &bars);
+        let ohlcv = f.cache.ohlcv();
+        let label = if on { "on" } else { "off" };
+        g.bench_function(format!("get_latest_bar/{label}"), |b| {
+            b.to_async(&f.rt).iter(|| async {
+                ohlcv
+                    .get_latest_bar(black_box(SYMBOL), TF)
+                    .await
+                    .expect("get")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    ohlcv_reads,
+    ohlcv_writes,
+    market_reads,
+    llm_reads,
+    metrics
+);
 criterion_main!(benches);

@@ -74,7 +74,7 @@ pub struct TypeUsage {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 #[non_exhaustive]
 pub struct MemoryReport {
     /// The backend, as [`CacheManager::backend_name`](crate::CacheManager::backend_name) names it.
@@ -117,6 +117,27 @@ impl MemoryReport {
     /// mean TTL over every key that has one.
     pub fn total(&self) -> &TypeUsage {
         &self.total
+    }
+}
+
+/// The types by name, as the JSON has them.
+impl std::fmt::Debug for MemoryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct ByName<'a>(&'a MemoryReport);
+        impl std::fmt::Debug for ByName<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_map().entries(self.0.types()).finish()
+            }
+        }
+        f.debug_struct("MemoryReport")
+            .field("backend", &self.backend)
+            .field("used_memory", &self.used_memory)
+            .field("max_memory", &self.max_memory)
+            .field("complete", &self.complete)
+            .field("elapsed", &self.elapsed)
+            .field("types", &ByName(self))
+            .field("total", &self.total)
+            .finish()
     }
 }
 
@@ -342,5 +363,7 @@ mod tests {
         let names: Vec<&String> = json["types"].as_object().unwrap().keys().collect();
         assert_eq!(names.len(), KeyType::ALL.len());
         assert_eq!(json["total"]["bytes"], 10);
+        let debug = format!("{report:?}");
+        assert!(debug.contains("\"llm\": TypeUsage { keys: 1"), "{debug}");
     }
 }

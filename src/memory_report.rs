@@ -31,7 +31,8 @@ pub struct TypeUsage {
     /// that shrinks during the report this may count a few keys twice.
     pub keys: u64,
     /// Bytes they take: on Redis, `MEMORY USAGE` (the key, its value and
-    /// Redis' overhead for them, a set's members estimated from 5 of them)
+    /// Redis' overhead for them; a big sorted set's members estimated from
+    /// a sample of 5, Redis' default, which fits runs of one size)
     /// summed over the keys measured, a series' two keys both; on the
     /// embedded backend, what the engine charges for each entry (key, value,
     /// allocation headers; its tables are in
@@ -45,8 +46,9 @@ pub struct TypeUsage {
     /// The mean time left of the keys that expire; `None` when none does.
     #[serde(rename = "avg_ttl_ms", serialize_with = "optional_millis")]
     pub avg_ttl: Option<Duration>,
-    /// Keys that never expire: worth a look in a cache, where every key
-    /// this crate writes but `RedisClient`'s may have a TTL.
+    /// Keys that never expire: in a cache, worth a look. Every key the
+    /// typed caches write has a TTL; only `RedisClient`'s keys (and other
+    /// writers') may have none.
     pub no_ttl: u64,
 }
 

@@ -15,6 +15,10 @@
 //! {ns}:v2:llm:{sentiment}:<hash>:lock  get_or_compute's cross-process lock
 //! {ns}:kv:<key>                    RedisClient's own keys (the caller's bytes)
 //! ```
+//!
+//! [`Keys::classify`] reads a key back into its [`KeyType`] (what
+//! `memory_report` counts by), so that this file stays the one that knows
+//! the layout.
 
 use crate::error::{Error, Result};
 use crate::limits::check_key_len;
@@ -31,6 +35,77 @@ pub(crate) const VERSION: &str = "v2";
 pub(crate) struct SeriesKey(String);
 
 const HEAD_SUFFIX: &str = ":head";
+
+/// What `get_or_compute`'s cross-process lock adds to the key of the value it guards.
+const LOCK_SUFFIX: &str = ":lock";
+
+/// The longest LLM input hash accepted, in hex digits.
+const MAX_HASH_DIGITS: usize = 128;
+
+/// What a key of the namespace holds, read from its name by the layout:
+/// the rows of a [`MemoryReport`](crate::MemoryReport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum KeyType {
+    /// OHLCV series: a series' sorted set of bar runs and its head, together
+    /// one series.
+    Series,
+    /// Ticker records.
+    Ticker,
+    /// Funding rate records.
+    Funding,
+    /// The Fear & Greed record (one key).
+    FearGreed,
+    /// LLM results.
+    Llm,
+    /// `get_or_compute`'s cross-process locks, while held.
+    LlmLock,
+    /// Everything else under the namespace: [`RedisClient`](crate::RedisClient)'s
+    /// `{ns}:kv:` keys, keys of another format version (`{ns}:v1:..`), and
+    /// keys that follow no layout of this crate.
+    Other,
+}
+
+impl KeyType {
+    /// Every type, in the order reports list them.
+    pub const ALL: &'static [KeyType] = &[
+        KeyType::Series,
+        KeyType::Ticker,
+        KeyType::Funding,
+        KeyType::FearGreed,
+        KeyType::Llm,
+        KeyType::LlmLock,
+        KeyType::Other,
+    ];
+
+    /// Its name in a report: `series`, `tickers`, `funding`, `fear_greed`,
+    /// `llm`, `llm_locks`, `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::Series => "series",
+            KeyType::Ticker => "tickers",
+            KeyType::Funding => "funding",
+            KeyType::FearGreed => "fear_greed",
+            KeyType::Llm => "llm",
+            KeyType::LlmLock => "llm_locks",
+            KeyType::Other => "other",
+        }
+    }
+
+    /// Its place in [`ALL`](Self::ALL).
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A key of the namespace, read by the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyClass {
+    pub(crate) kind: KeyType,
+    /// A series' head: part of the series its sorted set counts, not a
+    /// series of its own.
+    pub(crate) head: bool,
+}
 
 impl SeriesKey {
     /// The sorted set of bar runs; also the name events and errors report.
@@ -113,8 +188,7 @@ impl Keys {
     pub(crate) fn llm(&self, analysis_type: &str, input_hash: &str) -> Result<String> {
         validate_symbol(analysis_type)
             .map_err(|e| Error::invalid(format!("analysis type: {e}")))?;
-        let hex = |c: char| c.is_ascii_hexdigit();
-        if input_hash.is_empty() || input_hash.len() > 128 || !input_hash.chars().all(hex) {
+        if !is_hash(input_hash.as_bytes()) {
             return Err(Error::invalid(format!(
                 "input hash {input_hash:?} is not 1 to 128 hex digits (use LlmCache::hash_input)"
             )));
@@ -122,11 +196,83 @@ impl Keys {
         Ok(join(&[&self.ns, ":llm:{", analysis_type, "}:", input_hash]))
     }
 
+    /// The cross-process lock of the LLM result under `value_key` (a key
+    /// [`llm`](Self::llm) built).
+    pub(crate) fn llm_lock(value_key: &str) -> String {
+        join(&[value_key, LOCK_SUFFIX])
+    }
+
     /// A caller's own key for the low-level client.
     pub(crate) fn kv(&self, key: &str) -> Result<String> {
         check_key_len(key)?;
         Ok(join(&[&self.prefix, "kv:", key]))
     }
+
+    /// What `key` holds, by the layout; `None` for a key outside this
+    /// namespace. Bytes, not `str`: a key another program wrote under the
+    /// namespace need not be UTF-8 (it is [`KeyType::Other`]).
+    pub(crate) fn classify(&self, key: &[u8]) -> Option<KeyClass> {
+        key.strip_prefix(self.prefix.as_bytes())?;
+        let versioned = key
+            .strip_prefix(self.ns.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b":"));
+        Some(versioned.map_or(class(KeyType::Other, false), classify_versioned))
+    }
+}
+
+/// A key after `{ns}:v2:`.
+fn classify_versioned(rest: &[u8]) -> KeyClass {
+    let other = class(KeyType::Other, false);
+    if rest == b"fear_greed" {
+        return class(KeyType::FearGreed, false);
+    }
+    let Some((family, tagged)) = split_once(rest, b':') else {
+        return other;
+    };
+    let Some(after) = after_tag(tagged) else {
+        return other;
+    };
+    match (family, after) {
+        (b"ohlcv", b"") => class(KeyType::Series, false),
+        (b"ohlcv", a) if a == HEAD_SUFFIX.as_bytes() => class(KeyType::Series, true),
+        (b"ticker", b"") => class(KeyType::Ticker, false),
+        (b"funding", b"") => class(KeyType::Funding, false),
+        (b"llm", a) => classify_llm(a).unwrap_or(other),
+        _ => other,
+    }
+}
+
+/// What follows an LLM key's `{type}`: `:<hash>`, or `:<hash>:lock`.
+fn classify_llm(after_tag: &[u8]) -> Option<KeyClass> {
+    let hash = after_tag.strip_prefix(b":")?;
+    match hash.strip_suffix(LOCK_SUFFIX.as_bytes()) {
+        Some(locked) if is_hash(locked) => Some(class(KeyType::LlmLock, false)),
+        _ if is_hash(hash) => Some(class(KeyType::Llm, false)),
+        _ => None,
+    }
+}
+
+fn class(kind: KeyType, head: bool) -> KeyClass {
+    KeyClass { kind, head }
+}
+
+/// 1 to [`MAX_HASH_DIGITS`] hex digits.
+fn is_hash(s: &[u8]) -> bool {
+    !s.is_empty() && s.len() <= MAX_HASH_DIGITS && s.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// What follows the hash tag `s` starts with: a non-empty `{..}` without
+/// braces inside.
+fn after_tag(s: &[u8]) -> Option<&[u8]> {
+    let inner = s.strip_prefix(b"{")?;
+    let close = inner.iter().position(|&b| b == b'}')?;
+    let tag = &inner[..close];
+    (!tag.is_empty() && !tag.contains(&b'{')).then(|| &inner[close + 1..])
+}
+
+fn split_once(s: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
+    let i = s.iter().position(|&b| b == at)?;
+    Some((&s[..i], &s[i + 1..]))
 }
 
 /// The parts back to back in one allocation of the exact size: keys are
@@ -158,6 +304,88 @@ mod tests {
         );
         assert_eq!(k.kv("my key").unwrap(), "iftb:kv:my key");
         assert_eq!(k.prefix(), "iftb:");
+    }
+
+    fn kind_of(k: &Keys, key: &str) -> Option<(KeyType, bool)> {
+        k.classify(key.as_bytes()).map(|c| (c.kind, c.head))
+    }
+
+    #[test]
+    fn every_key_built_reads_back_as_its_type() {
+        let k = Keys::new("iftb");
+        let series = k.series("BTCUSDT", Timeframe::H1).unwrap();
+        let llm = k.llm("sentiment", "ab12").unwrap();
+        let built = [
+            (series.set().to_string(), KeyType::Series, false),
+            (series.head().to_string(), KeyType::Series, true),
+            (k.ticker("ETHUSDT").unwrap(), KeyType::Ticker, false),
+            (k.funding("ETHUSDT").unwrap(), KeyType::Funding, false),
+            (k.fear_greed(), KeyType::FearGreed, false),
+            (Keys::llm_lock(&llm), KeyType::LlmLock, false),
+            (llm, KeyType::Llm, false),
+            (k.kv("my key").unwrap(), KeyType::Other, false),
+            // A caller's kv key that looks like ours is still the caller's.
+            (k.kv("v2:ticker:{X}").unwrap(), KeyType::Other, false),
+        ];
+        for (key, kind, head) in built {
+            assert_eq!(kind_of(&k, &key), Some((kind, head)), "{key}");
+        }
+        assert_eq!(
+            Keys::llm_lock("iftb:v2:llm:{sentiment}:ab12"),
+            "iftb:v2:llm:{sentiment}:ab12:lock"
+        );
+    }
+
+    #[test]
+    fn keys_of_no_layout_are_other_and_other_namespaces_are_not_ours() {
+        let k = Keys::new("iftb");
+        for other in [
+            "iftb:v1:ticker:{BTCUSDT}",
+            "iftb:v3:fear_greed",
+            "iftb:v2:ticker:BTCUSDT",
+            "iftb:v2:ticker:{}",
+            "iftb:v2:ticker:{BTC{USDT}",
+            "iftb:v2:ticker:{BTCUSDT}:extra",
+            "iftb:v2:ohlcv:{BTCUSDT:1h}:tail",
+            "iftb:v2:llm:{sentiment}:not-hex",
+            "iftb:v2:llm:{sentiment}:",
+            "iftb:v2:llm:{sentiment}:ab12:lock:lock",
+            "iftb:v2:fear_greed:x",
+            "iftb:v2:nothing",
+            "iftb:v2",
+            "iftb:",
+        ] {
+            assert_eq!(kind_of(&k, other), Some((KeyType::Other, false)), "{other}");
+        }
+        let long = format!("iftb:v2:llm:{{t}}:{}", "a".repeat(MAX_HASH_DIGITS + 1));
+        assert_eq!(kind_of(&k, &long), Some((KeyType::Other, false)));
+        assert_eq!(
+            k.classify(b"iftb:\xff\xfe").map(|c| c.kind),
+            Some(KeyType::Other)
+        );
+        for foreign in ["iftb2:v2:fear_greed", "iftb", "other:v2:fear_greed", ""] {
+            assert_eq!(kind_of(&k, foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn type_names_follow_all() {
+        let names: Vec<&str> = KeyType::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "series",
+                "tickers",
+                "funding",
+                "fear_greed",
+                "llm",
+                "llm_locks",
+                "other"
+            ]
+        );
+        for (i, t) in KeyType::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i);
+        }
     }
 
     #[test]

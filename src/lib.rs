@@ -26,13 +26,14 @@
 //! | `error` | [`Error`] and [`ErrorKind`] |
 //! | `limits` | [`MAX_TTL`], [`MAX_VALUE_LEN`], [`MAX_KEY_LEN`], [`MAX_BARS_PER_READ`], [`MAX_SYMBOLS_PER_CALL`] and their checks |
 //! | `model/` | [`Bar`], [`Ticker`], [`FearGreed`], funding rates, [`Timeframe`], symbols: every rule of what a valid record is |
-//! | `keys` | the key layout under the namespace, hash-tagged per series |
+//! | `keys` | the key layout under the namespace, hash-tagged per series, and [`KeyType`]: a key read back into what it holds |
 //! | [`codec`] | the 4-byte header and validated rkyv access of every stored value |
 //! | `config` | [`CacheConfig`]: backend choice (embedded, a Redis server, a Cluster, Sentinel), namespace, TTL table, timeouts, fail-open, near cache |
 //! | `options` | [`WriteOptions`], [`BarWriteOptions`], [`ComputeOptions`]: per-call options of the `*_with` calls |
 //! | `flight` | single flight: one computation of `get_or_compute`, one fetch of a near-cache miss, shared by the callers that wait for it |
 //! | `backend/` | the storage vocabulary; `redis.rs` (with `series.rs`, the series layout; `connection.rs`, one server, a Cluster or Sentinel's primary, with `cluster.rs` and `sentinel.rs`; `near.rs`, the near cache, kept told by `tracking.rs`) and `embedded/` (store, eviction policy, series chunks) implement it |
 //! | `stats` | per-operation counters and latency histograms ([`CacheStats`], [`Op`]), striped per thread; the `metrics` facade export |
+//! | `memory_report` | [`MemoryReport`], [`TypeUsage`]: what the namespace's keys take by [`KeyType`] (keys, bytes, mean TTL), walked within a time bound |
 //! | `shared` | what one manager's typed caches share: the one read path and one write path, fail-open rules |
 //! | `client` | [`RedisClient`]: the original's low-level get/set/delete/exists/JSON, on either backend |
 //! | `ohlcv/` | [`OhlcvCache`]: candle series, a sorted set of bar runs and a head each; [`ArchivedBars`], the zero-copy view of a read |
@@ -60,6 +61,7 @@ mod limits;
 mod llm;
 mod manager;
 mod market;
+mod memory_report;
 mod model;
 mod ohlcv;
 mod options;
@@ -69,12 +71,15 @@ mod stats;
 pub use client::RedisClient;
 pub use config::{CacheConfig, CacheConfigBuilder, DataType, MIN_NEAR_CACHE_BYTES};
 pub use error::{Error, ErrorKind, Result};
+pub use keys::KeyType;
 pub use limits::{
-    MAX_BARS_PER_READ, MAX_KEY_LEN, MAX_SYMBOLS_PER_CALL, MAX_TIMEOUT, MAX_TTL, MAX_VALUE_LEN,
+    MAX_BARS_PER_READ, MAX_KEY_LEN, MAX_REPORT_LIMIT, MAX_SYMBOLS_PER_CALL, MAX_TIMEOUT, MAX_TTL,
+    MAX_VALUE_LEN,
 };
 pub use llm::{LlmCache, COMPRESS_THRESHOLD};
 pub use manager::CacheManager;
 pub use market::MarketDataCache;
+pub use memory_report::{MemoryReport, TypeUsage, DEFAULT_REPORT_LIMIT};
 pub use model::{
     validate_symbol, ArchivedBar, ArchivedFearGreed, ArchivedTicker, Bar, FearGreed,
     FearGreedClass, Ticker, Timeframe, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS,

@@ -27,6 +27,12 @@ pub const MAX_SYMBOLS_PER_CALL: usize = 10_000;
 /// deadlines built from them.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
 
+/// Longest time bound accepted by
+/// [`CacheManager::memory_report_within`](crate::CacheManager::memory_report_within):
+/// ten minutes. The report is a diagnostic that keeps Redis busy while it
+/// runs; a longer bound is almost surely a unit mistake.
+pub const MAX_REPORT_LIMIT: Duration = Duration::from_secs(600);
+
 /// The margin a call may take past the response timeout: the connection's
 /// own timeout fires first, this outer bound only catches what it cannot.
 pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
@@ -103,6 +109,16 @@ pub(crate) fn check_batch(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// A memory report's time bound in `1 ms..=MAX_REPORT_LIMIT`.
+pub(crate) fn check_report_limit(limit: Duration) -> Result<()> {
+    if limit.as_millis() == 0 || limit > MAX_REPORT_LIMIT {
+        return Err(Error::invalid(format!(
+            "memory report limit {limit:?} is outside 1 ms..=10 min"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +145,19 @@ mod tests {
         assert!(check_key_len("").is_err() && check_key_len(&"k".repeat(MAX_KEY_LEN + 1)).is_err());
         assert!(check_value_len("value", MAX_VALUE_LEN).is_ok());
         assert!(check_value_len("value", MAX_VALUE_LEN + 1).is_err());
+    }
+
+    #[test]
+    fn report_limits_outside_one_ms_to_ten_minutes_are_rejected() {
+        for bad in [
+            Duration::ZERO,
+            Duration::from_micros(999),
+            MAX_REPORT_LIMIT + Duration::from_millis(1),
+        ] {
+            let err = check_report_limit(bad).unwrap_err();
+            assert!(err.is_invalid_input(), "{bad:?}");
+        }
+        assert!(check_report_limit(Duration::from_millis(1)).is_ok());
+        assert!(check_report_limit(MAX_REPORT_LIMIT).is_ok());
     }
 }

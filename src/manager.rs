@@ -7,10 +7,12 @@ use crate::config::CacheConfig;
 use crate::error::Result;
 use crate::llm::LlmCache;
 use crate::market::MarketDataCache;
+use crate::memory_report::{self, MemoryReport, DEFAULT_REPORT_LIMIT};
 use crate::ohlcv::OhlcvCache;
 use crate::shared::Shared;
 use crate::stats::{CacheStats, Op};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The entry point: connects the configured backend and hands out the typed
 /// caches. Cheap to clone; clones share one connection.
@@ -135,6 +137,50 @@ impl CacheManager {
         let n = self.shared.observe(Op::ClearAll, &prefix, result)?;
         tracing::info!(namespace = %self.shared.config.namespace(), deleted = n, "cache_cleared");
         Ok(n)
+    }
+
+    /// What this namespace's keys take, by data type (series, tickers,
+    /// funding, Fear & Greed, LLM results and locks, other): keys, bytes,
+    /// mean TTL, keys without one; and the backend's memory in use and its
+    /// limit. Within [`DEFAULT_REPORT_LIMIT`] (2 s): see
+    /// [`memory_report_within`](Self::memory_report_within).
+    ///
+    /// # Errors
+    ///
+    /// As [`memory_report_within`](Self::memory_report_within).
+    pub async fn memory_report(&self) -> Result<MemoryReport> {
+        self.memory_report_within(DEFAULT_REPORT_LIMIT).await
+    }
+
+    /// As [`memory_report`](Self::memory_report), stopping after `limit`.
+    ///
+    /// On Redis: `INFO memory` of every primary, then on each one `SCAN
+    /// MATCH {namespace}:* COUNT 1000`, each batch of keys it finds
+    /// measured by one pipeline of `MEMORY USAGE` and `PTTL` per key. The
+    /// `INFO` and each batch (its `SCAN` and its pipeline) are one request
+    /// within the [call deadline](crate::CacheConfig::call_deadline), and
+    /// no batch starts once `limit` has passed: the report returns within
+    /// `limit` plus one call deadline, with
+    /// [`complete`](MemoryReport::complete) false if it stopped before the
+    /// last key. Its cost is about two commands per key of the namespace
+    /// (and a `SCAN` step per 1,000 keys of the database). On the embedded
+    /// backend: the engine's own bookkeeping, one lock shard at a time
+    /// (writers to that shard wait for its walk), the limit checked between
+    /// shards; entries expired but not yet evicted are not counted.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a
+    /// `limit` under 1 ms or over [`MAX_REPORT_LIMIT`](crate::MAX_REPORT_LIMIT);
+    /// a connection, timeout, circuit-open or server error of any request
+    /// (nothing of what was seen by then is returned). Never absorbed by
+    /// fail-open mode.
+    pub async fn memory_report_within(&self, limit: Duration) -> Result<MemoryReport> {
+        let _call = self.shared.call(Op::MemoryReport);
+        let keys = &self.shared.keys;
+        let result = memory_report::report(&self.shared.backend, keys, limit).await;
+        self.shared
+            .observe(Op::MemoryReport, &keys.prefix(), result)
     }
 
     /// **Deletes every key in the Redis database**, other programs' included

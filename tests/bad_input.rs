@@ -8,7 +8,7 @@ mod support;
 use iftb_cache::{
     Bar, BarWriteOptions, CacheConfig, ComputeOptions, DataType, ErrorKind, FearGreed,
     FearGreedClass, Result, Ticker, Timeframe, WriteOptions, MAX_BARS_PER_READ, MAX_KEY_LEN,
-    MAX_SYMBOLS_PER_CALL, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS, MAX_VALUE_LEN,
+    MAX_REPORT_LIMIT, MAX_SYMBOLS_PER_CALL, MAX_SYMBOL_LEN, MAX_TIMESTAMP_MS, MAX_VALUE_LEN,
 };
 use std::time::Duration;
 use support::{btc_ticker, fear_greed, sample_bar, TestCache, HASH};
@@ -339,6 +339,14 @@ rejects! {
         get_or_compute_rejects_a_bad_analysis_type_without_computing:
             |t| t.cache.llm().get_or_compute("bad type", "input", never_called);
     }
+    "manager.memory_report_within" {
+        memory_report_within_rejects_a_zero_limit:
+            |t| t.cache.memory_report_within(Duration::ZERO);
+        memory_report_within_rejects_a_limit_under_a_millisecond:
+            |t| t.cache.memory_report_within(UNDER_A_MS);
+        memory_report_within_rejects_a_limit_over_ten_minutes:
+            |t| t.cache.memory_report_within(MAX_REPORT_LIMIT + Duration::from_millis(1));
+    }
     "llm.get_or_compute_with" {
         get_or_compute_with_rejects_a_zero_ttl_without_computing: |t| t.cache.llm()
             .get_or_compute_with(
@@ -350,10 +358,11 @@ rejects! {
 }
 
 /// The calls of `support::every_call` that take no input to reject.
-const TAKE_NO_INPUT: [&str; 3] = [
+const TAKE_NO_INPUT: [&str; 4] = [
     "market.get_fear_greed",
     "manager.clear_all",
     "manager.flush_db",
+    "manager.memory_report",
 ];
 
 /// A call added to the shared list without a bad-input case fails here; so

@@ -8,8 +8,23 @@ use std::path::{Path, PathBuf};
 /// The crate's modules, lowest first. A module in a folder (`model/`...) is
 /// one entry; files inside it may use each other.
 const LAYERS: &[&str] = &[
-    "error", "limits", "model", "keys", "codec", "config", "options", "flight", "backend", "stats",
-    "shared", "client", "ohlcv", "market", "llm", "manager",
+    "error",
+    "limits",
+    "model",
+    "keys",
+    "codec",
+    "config",
+    "options",
+    "flight",
+    "backend",
+    "stats",
+    "memory_report",
+    "shared",
+    "client",
+    "ohlcv",
+    "market",
+    "llm",
+    "manager",
 ];
 
 /// The top-level module a source file belongs to (`src/ohlcv/cache.rs` → `ohlcv`).

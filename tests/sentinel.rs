@@ -4,7 +4,7 @@
 
 mod support;
 
-use iftb_cache::{CacheManager, Timeframe};
+use iftb_cache::{CacheManager, KeyType, Timeframe};
 use std::time::{Duration, Instant};
 use support::{assert_every_call_works, bar_at, ticker, Load, Report, SentinelSet};
 
@@ -41,6 +41,13 @@ async fn every_call_class_works_through_sentinel() {
     let symbols: Vec<&str> = tickers.iter().map(|t| t.symbol.as_str()).collect();
     let found = cache.market().get_tickers(&symbols).await.unwrap();
     assert_eq!(found, tickers.into_iter().map(Some).collect::<Vec<_>>());
+    // The report reads the primary the Sentinels name.
+    let report = cache.memory_report().await.unwrap();
+    assert_eq!(report.backend, "redis-sentinel");
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.get(KeyType::Ticker).keys, 21, "{report:?}");
+    assert_eq!(report.get(KeyType::Series).keys, 1);
+    assert_eq!(report.total().keys, 22);
     // 20 tickers, SYM0USDT's ticker and its series' two keys.
     assert_eq!(cache.clear_all().await.unwrap(), 23);
 }

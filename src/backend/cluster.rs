@@ -20,7 +20,7 @@
 
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, FromRedisValue, RedisResult, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Value};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -160,6 +160,21 @@ impl Cluster {
         let route = RoutingInfo::SingleNode(route);
         let answer = self.conn.clone().route_command(cmd.clone(), route).await?;
         T::from_redis_value(answer).map_err(Into::into)
+    }
+
+    /// `pipe` (of `count` commands) on the node named `host:port`, as
+    /// `on_each_primary` names it: each command's answer, an error answer
+    /// as its value.
+    pub(crate) async fn pipe_on_node(
+        &self,
+        node: &str,
+        pipe: &Pipeline,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        let route = address(node)
+            .ok_or_else(|| unexpected("a node address", &Value::SimpleString(node.into())))?;
+        let mut conn = self.conn.clone();
+        conn.route_pipeline(pipe.clone(), 0, count, route).await
     }
 
     /// `cmd` on any one node.

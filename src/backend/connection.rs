@@ -11,7 +11,7 @@ use crate::config::{CacheConfig, RedisTarget};
 use crate::error::{Error, ErrorKind, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
-use redis::{Cmd, ConnectionInfo, FromRedisValue, Pipeline, ProtocolVersion, RedisResult};
+use redis::{Cmd, ConnectionInfo, FromRedisValue, Pipeline, ProtocolVersion, RedisResult, Value};
 use std::future::Future;
 use std::time::Duration;
 
@@ -106,6 +106,25 @@ impl Connection {
         match self {
             Self::Cluster(c) => c.on_node(node, cmd).await,
             _ => self.send(cmd).await,
+        }
+    }
+
+    /// `pipe` on one node, named as [`primaries`](Self::primaries) names
+    /// it (on a cluster, its keys may span that node's slots): each
+    /// command's answer. An error answer to any command fails the whole,
+    /// as it does for any pipeline sent to one server.
+    pub(crate) async fn pipe_on_node(
+        &self,
+        node: &str,
+        pipe: &Pipeline,
+    ) -> RedisResult<Vec<Value>> {
+        let Self::Cluster(c) = self else {
+            return self.send_pipe(pipe).await;
+        };
+        let answers = c.pipe_on_node(node, pipe, pipe.len()).await?;
+        match answers.iter().find(|a| matches!(a, Value::ServerError(_))) {
+            Some(Value::ServerError(e)) => Err(e.clone().into()),
+            _ => Ok(answers),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! Key/value: get, mget, set (with TTL), delete, exists. Series: upsert bars,
 //! newest N, time range, latest of many; series reads hand out archived bars
 //! (`codec::ARCHIVED_BAR_LEN` bytes each, header checked), not yet validated
-//! when they come from Redis ([`Backend::bars_validated`]).
+//! when they come from Redis ([`Backend::bars_validated`]). Housekeeping:
+//! ping, clear a prefix, flush, and walk a prefix's keys with what each
+//! takes ([`Backend::scan_usage`], for `memory_report`).
 //! Redis-specific tricks (pipelines, scripts, transactions) stay in `redis.rs`
 //! (with `series.rs`, the series layout); `embedded/` keeps the same
 //! semantics in-process.
@@ -51,6 +53,28 @@ pub(crate) struct SeriesWindow<'a> {
     pub from: i64,
     pub to: i64,
     pub limit: usize,
+}
+
+/// One key a usage scan saw, live when it was seen.
+pub(crate) struct KeyUsage<'a> {
+    pub key: &'a [u8],
+    /// The memory it takes: Redis' `MEMORY USAGE`, or what the embedded
+    /// engine charges for it.
+    pub bytes: u64,
+    /// The time it has left; `None` when it never expires.
+    pub ttl: Option<Duration>,
+}
+
+/// What a usage scan found of the backend as a whole.
+pub(crate) struct UsageTotals {
+    /// Memory in use: Redis' `used_memory` (summed over a cluster's
+    /// primaries), or every byte the embedded engine charges.
+    pub used: u64,
+    /// The memory limit (Redis' `maxmemory`, the embedded capacity); `None`
+    /// when there is none.
+    pub max: Option<u64>,
+    /// True when the scan saw every key of the prefix before its time ran out.
+    pub complete: bool,
 }
 
 /// The configured backend. An enum rather than a trait object: two variants,
@@ -217,6 +241,22 @@ impl Backend {
     /// Deletes every key starting with `prefix`; returns how many.
     pub(crate) async fn clear_prefix(&self, prefix: &str) -> Result<u64> {
         dispatch!(self.clear_prefix(prefix))
+    }
+
+    /// Calls `each` with every live key starting with `prefix`, with what it
+    /// takes and the time it has left, and reports the backend's memory.
+    /// Starts no step of the walk at or past `until` (a step: a batch of
+    /// keys on Redis, each within the call deadline; a lock shard on the
+    /// embedded backend); a walk cut short that way is not `complete`. A key
+    /// may be seen twice if Redis resizes its table meanwhile (`SCAN`'s own
+    /// guarantee).
+    pub(crate) async fn scan_usage(
+        &self,
+        prefix: &str,
+        until: std::time::Instant,
+        each: &mut (impl FnMut(KeyUsage<'_>) + Send),
+    ) -> Result<UsageTotals> {
+        dispatch!(self.scan_usage(prefix, until, each))
     }
 
     /// Deletes everything in the database, other programs' keys included.

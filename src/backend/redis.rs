@@ -18,13 +18,13 @@ use super::connection::{within, Connection};
 use super::near::{Near, NearStats};
 use super::series::{self, UPSERT_LUA};
 use super::tracking::{self, Tracking};
-use super::{BarRecord, SeriesWindow, SeriesWrite};
+use super::{BarRecord, KeyUsage, SeriesWindow, SeriesWrite, UsageTotals};
 use crate::codec::{self, Kind};
 use crate::config::CacheConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::SeriesKey;
 use bytes::Bytes;
-use redis::{Cmd, FromRedisValue, Pipeline};
+use redis::{Cmd, FromRedisValue, Pipeline, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +32,14 @@ use std::time::Duration;
 
 /// Keys per SCAN step and per UNLINK of `clear_prefix`.
 const CLEAR_BATCH: usize = 1_000;
+
+/// Keys per SCAN step of `scan_usage`, each followed by one pipeline of a
+/// `MEMORY USAGE` and a `PTTL` per key found. The step is one command, as
+/// `clear_prefix`'s: about 0.7 ms of Redis time when all 1,000 keys match
+/// (redis 7.0 here), and other clients wait for it. The pipeline holds
+/// nobody up as long: Redis reads it 16 KB at a time and serves other
+/// clients in between.
+const USAGE_BATCH: usize = 1_000;
 
 /// Compare-and-delete: a lock is released only by the holder whose token it
 /// still holds. KEYS[1]: the lock. ARGV[1]: the token.
@@ -598,6 +606,165 @@ impl RedisBackend {
         let _flushed = Flushed(self.near.as_deref());
         self.query(&redis::cmd("FLUSHDB")).await
     }
+
+    /// `INFO memory` of every primary, then on each `SCAN MATCH {prefix}*`
+    /// with a pipeline of `MEMORY USAGE` (Redis' default of 5 samples for
+    /// sets: our runs are all about one size) and `PTTL` per batch found.
+    /// The `INFO` and each batch are one request each, within the call
+    /// deadline and through the circuit breaker; no batch starts at or past
+    /// `until`. So the walk ends by `until` plus one call deadline, or fails
+    /// as any call does. A key gone between `SCAN` and its measure is
+    /// skipped.
+    pub(crate) async fn scan_usage(
+        &self,
+        prefix: &str,
+        until: std::time::Instant,
+        each: &mut (impl FnMut(KeyUsage<'_>) + Send),
+    ) -> Result<UsageTotals> {
+        let infos = self.bounded(memory_info(&self.conn)).await?;
+        let (used, max) = memory_totals(&infos)?;
+        let pattern = format!("{prefix}*");
+        let mut complete = true;
+        'nodes: for (node, _) in &infos {
+            let mut cursor = 0;
+            loop {
+                if std::time::Instant::now() >= until {
+                    complete = false;
+                    break 'nodes;
+                }
+                let (next, batch) = self
+                    .bounded(self.usage_step(node, &pattern, cursor))
+                    .await?;
+                batch.iter().for_each(|m| each(m.usage()));
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(UsageTotals {
+            used,
+            max,
+            complete,
+        })
+    }
+
+    /// One `SCAN` step on `node` and the measures of the keys it found: the
+    /// next cursor and the keys still there. Unbounded: the caller bounds it.
+    async fn usage_step(
+        &self,
+        node: &str,
+        pattern: &str,
+        cursor: u64,
+    ) -> Result<(u64, Vec<Measured>)> {
+        let scan = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(USAGE_BATCH)
+            .to_owned();
+        // Keys as bytes: a foreign writer's key need not be UTF-8.
+        let (next, keys): (u64, Vec<Vec<u8>>) = self.conn.on_node(node, &scan).await?;
+        if keys.is_empty() {
+            return Ok((next, Vec::new()));
+        }
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("MEMORY").arg("USAGE").arg(key);
+            pipe.cmd("PTTL").arg(key);
+        }
+        let answers = self.conn.pipe_on_node(node, &pipe).await?;
+        Ok((next, measured(keys, answers)?))
+    }
+}
+
+/// A key a usage step found, measured.
+#[derive(Debug, PartialEq)]
+struct Measured {
+    key: Vec<u8>,
+    bytes: u64,
+    ttl: Option<Duration>,
+}
+
+impl Measured {
+    fn usage(&self) -> KeyUsage<'_> {
+        KeyUsage {
+            key: &self.key,
+            bytes: self.bytes,
+            ttl: self.ttl,
+        }
+    }
+}
+
+/// The keys with their `MEMORY USAGE` and `PTTL` answers, two per key in
+/// order; a key either answer says is gone (nil, `-2`) is left out.
+fn measured(keys: Vec<Vec<u8>>, answers: Vec<Value>) -> Result<Vec<Measured>> {
+    if answers.len() != 2 * keys.len() {
+        let what = format!("{} answers to {} keys' measures", answers.len(), keys.len());
+        return Err(Error::new(ErrorKind::Server, what));
+    }
+    let mut answers = answers.into_iter();
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        let bytes: Option<u64> = parse(answers.next())?;
+        let pttl: i64 = parse(answers.next())?;
+        let ttl = match pttl {
+            -2 => continue,
+            -1 => None,
+            ms => Some(Duration::from_millis(ms.max(0) as u64)),
+        };
+        if let Some(bytes) = bytes {
+            found.push(Measured { key, bytes, ttl });
+        }
+    }
+    Ok(found)
+}
+
+/// `INFO memory` of every primary, by node (`""`: the one server).
+/// Unbounded: the caller bounds it.
+async fn memory_info(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let info = redis::cmd("INFO").arg("memory").to_owned();
+    let Some(cluster) = conn.cluster() else {
+        let text: String = conn.send(&info).await?;
+        return Ok(vec![(String::new(), text)]);
+    };
+    let answers = cluster.on_each_primary(&info).await?;
+    let text = |(node, answer): (String, Value)| {
+        let text = String::from_redis_value(answer.extract_error()?)?;
+        Ok((node, text))
+    };
+    answers
+        .into_iter()
+        .map(|a| text(a).map_err(|e: redis::RedisError| Error::from(e)))
+        .collect()
+}
+
+/// `used_memory` summed over the nodes, and `maxmemory` summed too, or
+/// `None` when a node has none (0): its data may grow without bound.
+fn memory_totals(infos: &[(String, String)]) -> Result<(u64, Option<u64>)> {
+    let mut used = 0u64;
+    let mut max = Some(0u64);
+    for (node, text) in infos {
+        used = used.saturating_add(info_field(node, text, "used_memory")?);
+        let limit = info_field(node, text, "maxmemory")?;
+        max = max.filter(|_| limit > 0).map(|m| m.saturating_add(limit));
+    }
+    Ok((used, max))
+}
+
+/// The number on the `{name}:` line of an `INFO` answer.
+fn info_field(node: &str, text: &str, name: &str) -> Result<u64> {
+    let value = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'));
+    value.and_then(|v| v.parse().ok()).ok_or_else(|| {
+        let at = if node.is_empty() { "Redis" } else { node };
+        Error::new(
+            ErrorKind::Server,
+            format!("INFO memory of {at} has no {name}"),
+        )
+    })
 }
 
 /// `PING`; on a cluster, `CLUSTER INFO` of every primary, by node.
@@ -733,4 +900,84 @@ fn is_noscript(e: &Error) -> bool {
 /// TTLs go to Redis in milliseconds; config and callers reject anything under 1 ms.
 fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Vec<u8> {
+        name.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn keys_gone_before_their_measure_are_skipped() {
+        let keys = vec![
+            key("live"),
+            key("forever"),
+            key("gone"),
+            key("went"),
+            key("late"),
+        ];
+        let answers = vec![
+            Value::Int(70),
+            Value::Int(1_234),
+            Value::Int(50),
+            Value::Int(-1),
+            Value::Nil,
+            Value::Int(-2),
+            Value::Int(60),
+            Value::Int(-2),
+            // Gone by MEMORY USAGE, written again by PTTL: not counted either.
+            Value::Nil,
+            Value::Int(5_000),
+        ];
+        let found = measured(keys, answers).unwrap();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            found,
+            [
+                Measured {
+                    key: key("live"),
+                    bytes: 70,
+                    ttl: Some(ms(1_234))
+                },
+                Measured {
+                    key: key("forever"),
+                    bytes: 50,
+                    ttl: None
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_measure_answered_wrongly_is_an_error() {
+        let short = measured(vec![key("a")], vec![Value::Int(1)]);
+        assert_eq!(short.unwrap_err().kind(), ErrorKind::Server);
+        let text = Value::SimpleString("OK".into());
+        assert!(measured(vec![key("a")], vec![text, Value::Int(-1)]).is_err());
+    }
+
+    const INFO: &str = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n\
+                        used_memory_rss:9000000\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\n";
+
+    #[test]
+    fn memory_totals_sum_the_nodes_and_a_node_without_a_limit_lifts_it() {
+        let node = |used: u64, max: u64| {
+            let text =
+                format!("used_memory:{used}\r\nmaxmemory:{max}\r\nmaxmemory_policy:noeviction\r\n");
+            ("127.0.0.1:7000".to_string(), text)
+        };
+        assert_eq!(
+            memory_totals(&[("".into(), INFO.into())]).unwrap(),
+            (1_048_576, None)
+        );
+        let limited = [node(100, 1_000), node(200, 2_000), node(300, 3_000)];
+        assert_eq!(memory_totals(&limited).unwrap(), (600, Some(6_000)));
+        let one_unlimited = [node(100, 1_000), node(200, 0), node(300, 3_000)];
+        assert_eq!(memory_totals(&one_unlimited).unwrap(), (600, None));
+        let err = memory_totals(&[("".into(), "used_memory:1\r\n".into())]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Server, "{err}");
+    }
 }

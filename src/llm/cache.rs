@@ -4,6 +4,7 @@
 use super::json::{decode_json, encode_json};
 use crate::config::DataType;
 use crate::error::{Error, ErrorKind, Result};
+use crate::keys::Keys;
 use crate::options::{ComputeOptions, WriteOptions};
 use crate::shared::Shared;
 use crate::stats::Op;
@@ -330,7 +331,7 @@ impl<'a> LlmCache<'a> {
         value_key: &str,
         lease: Duration,
     ) -> Result<Locked> {
-        let key = format!("{value_key}:lock");
+        let key = Keys::llm_lock(value_key);
         let poll = (lease / 20).clamp(MIN_POLL, MAX_POLL);
         loop {
             // Guarded from here on: a call cancelled during the read below

@@ -101,6 +101,8 @@ ops! {
     ClearAll => "clear_all",
     /// [`CacheManager::flush_db`](crate::CacheManager::flush_db).
     FlushDb => "flush_db",
+    /// [`CacheManager::memory_report`](crate::CacheManager::memory_report).
+    MemoryReport => "memory_report",
 }
 
 impl Op {

@@ -21,7 +21,7 @@ pub enum Op {
     Write,
     /// A read, then on a miss a computation and a write (`get_or_compute`).
     Compute,
-    /// Health and clearing: never fail open.
+    /// Health, clearing and reporting: never fail open.
     Admin,
 }
 
@@ -68,7 +68,7 @@ const TTL: Duration = Duration::from_secs(60);
 /// answers a bool and is timed on its own), each with what it is.
 pub fn every_call() -> Vec<Call> {
     use Op::*;
-    let calls: [(&'static str, Op, CallFn); 40] = [
+    let calls: [(&'static str, Op, CallFn); 42] = [
         ("ohlcv.set_bars", Write, |c| {
             Box::pin(async move {
                 let bars = minute_bars(3, 1.0);
@@ -292,6 +292,12 @@ pub fn every_call() -> Vec<Call> {
         }),
         ("manager.flush_db", Admin, |c| {
             Box::pin(async move { c.flush_db().await.map(done) })
+        }),
+        ("manager.memory_report", Admin, |c| {
+            Box::pin(async move { c.memory_report().await.map(done) })
+        }),
+        ("manager.memory_report_within", Admin, |c| {
+            Box::pin(async move { c.memory_report_within(TTL).await.map(done) })
         }),
     ];
     calls

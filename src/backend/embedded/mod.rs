@@ -18,7 +18,7 @@ mod store;
 
 use self::series::{Chunk, Series, TooBig, OWNER_BYTES};
 use self::store::{Entry, Store, Value};
-use super::{BarRecord, SeriesWindow, SeriesWrite};
+use super::{BarRecord, KeyUsage, SeriesWindow, SeriesWrite, UsageTotals};
 use crate::error::{Error, Result};
 use crate::keys::SeriesKey;
 use bytes::Bytes;
@@ -231,6 +231,42 @@ impl EmbeddedBackend {
     pub(crate) fn flush_db(&self) -> Result<()> {
         self.store.remove_where(|_| true);
         Ok(())
+    }
+
+    /// The live entries under `prefix` from the engine's own bookkeeping,
+    /// one lock shard at a time; an entry expired but not yet evicted is
+    /// not counted (nor read). A series is one entry (its head is its last
+    /// bar, not a key of its own). `used` is every byte charged against the
+    /// capacity, tables and expired entries included.
+    pub(crate) fn scan_usage(
+        &self,
+        prefix: &str,
+        until: std::time::Instant,
+        each: &mut impl FnMut(KeyUsage<'_>),
+    ) -> Result<UsageTotals> {
+        let mut complete = true;
+        for at in 0..self.store.shards() {
+            if std::time::Instant::now() >= until {
+                complete = false;
+                break;
+            }
+            let now = Instant::now();
+            self.store
+                .for_each_live(at, now, |key, charge, expires_at| {
+                    if key.starts_with(prefix) {
+                        each(KeyUsage {
+                            key: key.as_bytes(),
+                            bytes: charge as u64,
+                            ttl: expires_at.map(|t| t.saturating_duration_since(now)),
+                        });
+                    }
+                });
+        }
+        Ok(UsageTotals {
+            used: self.store.used() as u64,
+            max: Some(self.store.capacity() as u64),
+            complete,
+        })
     }
 
     fn check_fits(&self, key: &str, value: &[u8]) -> Result<()> {
@@ -446,6 +482,67 @@ mod tests {
         assert!(!m.delete_if_equals("l", b"a").unwrap(), "b's lock stays");
         assert!(m.delete_if_equals("l", b"b").unwrap());
         assert!(!m.exists("l").unwrap());
+    }
+
+    /// Every key `scan_usage` sees under `prefix`, with its bytes and TTL.
+    fn usage(
+        m: &EmbeddedBackend,
+        prefix: &str,
+        until: std::time::Instant,
+    ) -> (Vec<(String, u64, Option<Duration>)>, UsageTotals) {
+        let mut seen = Vec::new();
+        let totals = m
+            .scan_usage(prefix, until, &mut |u| {
+                let key = String::from_utf8(u.key.to_vec()).unwrap();
+                seen.push((key, u.bytes, u.ttl));
+            })
+            .unwrap();
+        seen.sort();
+        (seen, totals)
+    }
+
+    fn later() -> std::time::Instant {
+        std::time::Instant::now() + Duration::from_secs(60)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn usage_counts_live_entries_under_the_prefix_with_their_charges() {
+        let m = EmbeddedBackend::new(16 << 20);
+        set(&m, "a:x", 100, Some(10));
+        set(&m, "a:forever", 1_000, None);
+        set(&m, "a:short", 100, Some(1));
+        set(&m, "b:x", 100, Some(10));
+        let s = key("a:series");
+        m.series_upsert(&write(&s, &batch(0..500, 1.0), 30))
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let (seen, totals) = usage(&m, "a:", later());
+        let names: Vec<&str> = seen.iter().map(|(k, ..)| k.as_str()).collect();
+        // The expired entry is still held (nothing evicted it), not counted.
+        assert_eq!(names, ["a:forever", "a:series", "a:x"]);
+        let bytes = |k: &str| seen.iter().find(|s| s.0 == k).unwrap().1;
+        assert!(bytes("a:forever") >= 1_000 && bytes("a:forever") < 1_200);
+        assert!(bytes("a:series") >= 500 * ARCHIVED_BAR_LEN as u64);
+        let ttl = |k: &str| seen.iter().find(|s| s.0 == k).unwrap().2;
+        assert_eq!(ttl("a:x"), Some(Duration::from_secs(8)));
+        assert_eq!(ttl("a:series"), Some(Duration::from_secs(28)));
+        assert_eq!(ttl("a:forever"), None);
+        assert!(totals.complete);
+        assert_eq!(totals.max, Some(16 << 20));
+        let counted: u64 = seen.iter().map(|s| s.1).sum();
+        assert!(counted < totals.used, "{counted} of {}", totals.used);
+        assert_eq!(totals.used, m.store.used() as u64);
+    }
+
+    #[test]
+    fn usage_past_its_time_walks_nothing_and_says_so() {
+        let m = EmbeddedBackend::new(16 << 20);
+        set(&m, "a:x", 100, None);
+        let (seen, totals) = usage(&m, "a:", std::time::Instant::now());
+        assert!(seen.is_empty() && !totals.complete);
+        let (seen, totals) = usage(&m, "a:", later());
+        assert_eq!(seen.len(), 1);
+        assert!(totals.complete);
     }
 
     #[tokio::test(start_paused = true)]

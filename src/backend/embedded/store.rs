@@ -141,6 +141,35 @@ impl Store {
         self.used.load(Relaxed)
     }
 
+    /// The bytes it may charge before evicting.
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How many lock shards it has: [`for_each_live`](Self::for_each_live)
+    /// walks `0..shards()`.
+    pub(super) fn shards(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Calls `f` with the key, charge and expiry of every entry of shard
+    /// `at` live at `now`, under that shard's read lock alone: readers go
+    /// on, writers to that shard wait for one walk of it. Not a use.
+    pub(super) fn for_each_live(
+        &self,
+        at: usize,
+        now: Instant,
+        mut f: impl FnMut(&str, usize, Option<Instant>),
+    ) {
+        let shard = read(&self.cells[at].lock);
+        for i in shard.live_slots() {
+            let slot = shard.slot(i);
+            if slot.entry.live(now) {
+                f(&slot.key, slot.charge, slot.entry.expires_at);
+            }
+        }
+    }
+
     /// The largest charge one entry under `key` may take: the capacity,
     /// less what the shards' tables and queues hold now.
     pub(super) fn entry_limit(&self, key: &str) -> usize {

@@ -5,7 +5,11 @@
 //! ```sh
 //! cargo run --release --example compare            # about a minute
 //! cargo run --release --example compare -- --quick # a smoke run, seconds
+//! cargo run --release --example compare -- --svg docs/compare.svg
 //! ```
+//!
+//! Besides the table it writes the latency distributions at 100,000 keys as
+//! CDF curves in an SVG (`--svg PATH`, by default `target/compare.svg`).
 //!
 //! Reads are interleaved round by round (the order rotates), so that the
 //! ratios hold on a noisy machine even when absolute times drift. Every
@@ -21,12 +25,17 @@
 
 #[path = "../benches/common/mod.rs"]
 mod common;
+#[path = "../benches/common/plot.rs"]
+mod plot;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use common::samples::{fmt_time, load_average, ratio, thousands, Res, Samples};
 use iftb_cache::{codec, Bar, BarWriteOptions, CacheConfig, CacheManager, Timeframe};
+use plot::{Curve, Stroke};
+use plotters::style::RGBColor;
 use redis::aio::ConnectionManager;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const SYMBOL: &str = "BTCUSDT";
@@ -41,24 +50,39 @@ const SCAN_COUNT: usize = 100;
 /// scored by open time (what iftb-cache stored before it packed bars in runs).
 const NAIVE_KEY: &str = "naive:ohlcv:{BTCUSDT:1h}";
 
-/// How many samples each measurement takes.
+/// How many samples each measurement takes, and where the SVG goes.
 struct Plan {
+    quick: bool,
     rounds: usize,
     /// One old-design read every this many rounds, at 10,000 and 100,000 keys.
     old_every: [usize; 2],
     writes: usize,
     write_bars: usize,
+    svg: PathBuf,
 }
 
 impl Plan {
-    fn from_args() -> Self {
-        let quick = std::env::args().any(|a| a == "--quick");
-        Plan {
+    fn from_args() -> Res<Self> {
+        let (mut quick, mut svg) = (false, PathBuf::from("target/compare.svg"));
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--svg" => svg = args.next().ok_or("--svg needs a path")?.into(),
+                _ => match arg.strip_prefix("--svg=") {
+                    Some(path) => svg = path.into(),
+                    None => return Err(format!("unknown argument {arg:?}").into()),
+                },
+            }
+        }
+        Ok(Plan {
+            quick,
             rounds: if quick { 500 } else { 10_000 },
             old_every: [25, 100],
             writes: if quick { 3 } else { 10 },
             write_bars: if quick { 20_000 } else { 100_000 },
-        }
+            svg,
+        })
     }
 }
 
@@ -479,6 +503,47 @@ fn print_memory(ours: f64, usage: f64, old: f64) {
     println!("| {what}: old design, key + JSON per bar with TTL {blank} {old:.0} B ({x:.1}× iftb-cache) |");
 }
 
+/// How many cores this process (and the server it started) may run on.
+fn mode() -> String {
+    match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        1 => "one core (client and server share it)".into(),
+        2 => "two cores".into(),
+        n => format!("{n} cores"),
+    }
+}
+
+/// The CDFs of the 100,000-keys phase, and the old design's at 10,000 keys.
+fn plot_reads(plan: &Plan, version: &str, reads: &[(usize, Reads)]) -> Res<()> {
+    const BLUE: RGBColor = RGBColor(0, 114, 178);
+    const GREEN: RGBColor = RGBColor(0, 158, 115);
+    const RED: RGBColor = RGBColor(213, 94, 0);
+    let ((small_keys, small), (keys, r)) = (&reads[0], &reads[1]);
+    let big = thousands((LIMIT * codec::BAR_LEN) as u64);
+    let floor_100 = format!("floor: GET of {big} B (100 bars)");
+    let floor_1 = format!("floor: GET of {} B (1 bar)", codec::BAR_LEN);
+    let old_small = format!("old design, {} keys", thousands(*small_keys as u64));
+    let (bars, old) = (
+        "iftb-cache get_bars(.., 100)",
+        "old design get_bars(.., 100)",
+    );
+    // The floors first: their wide bands go under the lines read against them.
+    let curves = [
+        Curve::new(floor_100, &r.floor, BLUE, Stroke::Band),
+        Curve::new(floor_1, &r.floor_1, GREEN, Stroke::Band),
+        Curve::new(bars, &r.get_bars, BLUE, Stroke::Line),
+        Curve::new("iftb-cache get_latest_bar", &r.latest, GREEN, Stroke::Line),
+        Curve::new(old, &r.old_get_bars, RED, Stroke::Line),
+        Curve::new(old_small, &small.old_get_bars, RED, Stroke::Dashed),
+    ];
+    let quick = if plan.quick { ", --quick" } else { "" };
+    let title = format!(
+        "Reads at {} keys in the db: redis {version}, loopback, {}{quick}",
+        thousands(*keys as u64),
+        mode()
+    );
+    plot::write_svg(&plan.svg, &title, &curves)
+}
+
 async fn run(plan: &Plan) -> Res<()> {
     let b = Bench::start().await?;
     let (ours_mem, usage, old_mem) = memory_per_bar(&b).await?;
@@ -490,7 +555,7 @@ async fn run(plan: &Plan) -> Res<()> {
     }
     let (ours_w, old_w, old_total) = measure_writes(&b, plan).await?;
     let version = b.info("server", "redis_version").await?;
-    println!("\nredis {version}, loopback; redis-rs ConnectionManager on a current-thread tokio runtime; load average {}\n", load_average());
+    println!("\nredis {version}, loopback, {}; redis-rs ConnectionManager on a current-thread tokio runtime; load average {}\n", mode(), load_average());
     println!("| measurement | keys in db | samples | p50 | p99 | p50 ÷ floor p50 | p99 ÷ floor p99 | note |");
     println!("|---|--:|--:|--:|--:|--:|--:|---|");
     for (keys, r) in &reads {
@@ -508,11 +573,13 @@ async fn run(plan: &Plan) -> Res<()> {
         "\nfrom {from} to {to} keys in the db, p50 ÷ floor p50: iftb-cache `get_bars` {:.2}× → {:.2}×, old design {:.0}× → {:.0}×",
         ours[0], ours[1], old[0], old[1]
     );
+    plot_reads(plan, &version, &reads)?;
+    println!("\nthe latency distributions: {}", plan.svg.display());
     Ok(())
 }
 
 fn main() -> Res<()> {
-    let plan = Plan::from_args();
+    let plan = Plan::from_args()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -162,6 +162,8 @@ impl OldDesign {
 struct Bench {
     server: support::RedisServer,
     cache: CacheManager,
+    /// The same cache with `metrics(false)`: what the per-call counting costs.
+    unmetered: CacheManager,
     floor: ConnectionManager,
     old: OldDesign,
     admin: ConnectionManager,
@@ -170,8 +172,10 @@ struct Bench {
 impl Bench {
     async fn start() -> Res<Self> {
         let server = support::RedisServer::start();
-        let cache = Self::connect_cache(&server).await?;
+        let cache = Self::connect_cache(&server, true).await?;
+        let unmetered = Self::connect_cache(&server, false).await?;
         Ok(Bench {
+            unmetered,
             floor: Self::connect(&server).await?,
             old: OldDesign {
                 conn: Self::connect(&server).await?,
@@ -187,8 +191,9 @@ impl Bench {
         Ok(client.get_connection_manager().await?)
     }
 
-    async fn connect_cache(server: &support::RedisServer) -> Res<CacheManager> {
-        let config = CacheConfig::builder().redis_url(&server.url()).build()?;
+    async fn connect_cache(server: &support::RedisServer, metrics: bool) -> Res<CacheManager> {
+        let builder = CacheConfig::builder().redis_url(&server.url());
+        let config = builder.metrics(metrics).build()?;
         Ok(CacheManager::connect(config).await?)
     }
 
@@ -327,6 +332,7 @@ struct Reads {
     raw_zrange: Samples,
     get_bars: Samples,
     latest: Samples,
+    latest_unmetered: Samples,
     old_get_bars: Samples,
 }
 
@@ -352,6 +358,8 @@ async fn read_once(b: &Bench, r: &mut Reads, which: usize) -> Res<()> {
     let ohlcv = b.cache.ohlcv();
     let bars = async { Ok(ohlcv.get_bars(SYMBOL, TF, LIMIT).await?.map(|v| v.len())) };
     let latest = async { Ok(ohlcv.get_latest_bar(SYMBOL, TF).await?.map(|_| 1)) };
+    let unmetered = b.unmetered.ohlcv();
+    let latest_unmetered = async { Ok(unmetered.get_latest_bar(SYMBOL, TF).await?.map(|_| 1)) };
     let old = async { Ok(b.old.get_bars(SYMBOL, LIMIT).await?.map(|v| v.len())) };
     let got = match which {
         0 => r.floor.time(get(&b.floor, "floor:100")).await?,
@@ -359,6 +367,7 @@ async fn read_once(b: &Bench, r: &mut Reads, which: usize) -> Res<()> {
         2 => r.raw_zrange.time(zrange(&b.floor)).await?,
         3 => r.get_bars.time(bars).await?,
         4 => r.latest.time(latest).await?,
+        5 => r.latest_unmetered.time(latest_unmetered).await?,
         _ => r.old_get_bars.time(old).await?,
     };
     match got {
@@ -367,18 +376,18 @@ async fn read_once(b: &Bench, r: &mut Reads, which: usize) -> Res<()> {
     }
 }
 
-/// `rounds` rounds of the five fast reads in a rotating order, and one old-design
+/// `rounds` rounds of the six fast reads in a rotating order, and one old-design
 /// read every `old_every` rounds; the first tenth of the rounds only warms up.
 async fn measure_reads(b: &Bench, rounds: usize, old_every: usize) -> Res<Reads> {
     let warm_up = rounds / 10;
     let (mut r, mut scratch) = (Reads::default(), Reads::default());
     for i in 0..warm_up + rounds {
         let r = if i < warm_up { &mut scratch } else { &mut r };
-        for step in 0..5 {
-            read_once(b, r, (step + i) % 5).await?;
+        for step in 0..6 {
+            read_once(b, r, (step + i) % 6).await?;
         }
         if i.is_multiple_of(old_every) {
-            read_once(b, r, 5).await?;
+            read_once(b, r, 6).await?;
         }
     }
     Ok(r)
@@ -461,6 +470,15 @@ fn print_reads(keys: usize, r: &Reads) {
         &r.latest,
         Some(&r.floor_1),
         vs,
+    );
+    let cost = ratio(r.latest.p50(), r.latest_unmetered.p50());
+    let note = format!("metrics on ÷ off, p50: **{cost:.3}×** (target ≤ 1.05×)");
+    row(
+        "iftb-cache `get_latest_bar`, `metrics(false)`",
+        &keys,
+        &r.latest_unmetered,
+        Some(&r.floor_1),
+        &note,
     );
     let old = &r.old_get_bars;
     let slower = ratio(old.p50(), r.get_bars.p50());

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// one entry; files inside it may use each other.
 const LAYERS: &[&str] = &[
     "error", "limits", "model", "keys", "codec", "config", "options", "flight", "backend", "stats",
-    "shared", "client", "ohlcv", "market", "llm", "manager",
+    "shared", "client", "ohlcv", "market", "llm", "inspect", "manager",
 ];
 
 /// The top-level module a source file belongs to (`src/ohlcv/cache.rs` → `ohlcv`).

@@ -107,7 +107,7 @@ pub enum Inspection {
     /// the caller's own bytes, which have no format of ours.
     Kv {
         /// The key as the client names it, without `{namespace}:kv:`.
-        key: String,
+        client_key: String,
         /// The value's length in bytes.
         len: usize,
         /// The value, when it is UTF-8 text.
@@ -186,7 +186,7 @@ pub(crate) async fn inspect(shared: &Shared, key: &str) -> Result<Inspection> {
         }),
         KeyOf::Kv(own) => Ok(match fetch(shared, key).await? {
             Found::Bytes(value) => Inspection::Kv {
-                key: own.to_string(),
+                client_key: own.to_string(),
                 len: value.len(),
                 text: std::str::from_utf8(&value).ok().map(str::to_string),
             },
@@ -216,9 +216,9 @@ async fn fetch(shared: &Shared, key: &str) -> Result<Found> {
 /// other error is the caller's, counted and reported as for any call.
 fn finding(shared: &Shared, key: &str, e: Error) -> Result<Inspection> {
     if e.is_wrong_type() {
-        Ok(Inspection::foreign(format!(
-            "holds another Redis type than iftb-cache writes there ({e})"
-        )))
+        Ok(Inspection::foreign(
+            "holds a Redis type iftb-cache never writes at this key (Redis answered WRONGTYPE)",
+        ))
     } else if e.is_codec() {
         Ok(Inspection::corrupt(e.to_string()))
     } else {

@@ -46,6 +46,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tls` | no | `rediss://` URLs, through rustls |
+//! | `cli` | no | the `iftb-cache` command-line tool: `inspect`, `bars`, `load`, `stats`, `clear` |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -300,7 +300,10 @@ fn a_load_redis_refuses_midway_says_what_landed_and_that_again_is_safe() {
     let error = &ran.json()["error"];
     assert_eq!(error["total"], 100_000);
     let written = error["written"].as_u64().unwrap();
-    assert!(written < 100_000 && written.is_multiple_of(10_000), "{error}");
+    assert!(
+        written < 100_000 && written.is_multiple_of(10_000),
+        "{error}"
+    );
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("OutOfMemory"), "{message}");
     assert!(message.contains("again is safe"), "{message}");
@@ -756,4 +759,22 @@ fn bad_arguments_are_usage_errors_in_json_too() {
         "{help}"
     );
     assert_eq!(dbsize(&server), 0);
+}
+
+#[test]
+fn a_wrong_password_is_a_usage_error_and_never_shown() {
+    let server = RedisServer::start_with(&["--requirepass", "right-secret"]);
+    let wrong = server.url_with(":wrong-secret");
+    let ran = run(Some(&wrong), &["bars", "BTCUSDT", "1h"]).expect(2);
+    assert!(ran.stderr.contains("Authentication"), "{}", ran.stderr);
+    let doc = run(
+        None,
+        &["--url", &wrong, "inspect", "iftb:v2:fear_greed", "--json"],
+    )
+    .expect(2);
+    for out in [&ran.stdout, &ran.stderr, &doc.stdout, &doc.stderr] {
+        assert!(!out.contains("secret"), "a password was shown: {out}");
+    }
+    let right = server.url_with(":right-secret");
+    run(Some(&right), &["bars", "BTCUSDT", "1h"]).expect(3);
 }

@@ -150,6 +150,16 @@ pub(crate) fn frame(kind: Kind, payload: &[u8]) -> Bytes {
 
 /// Checks the header and returns the payload behind it, and the kind found.
 pub(crate) fn unframe(bytes: &[u8]) -> Result<(Kind, &[u8])> {
+    check_ours(bytes)?;
+    let kind = kind_from_byte(bytes[2])?;
+    Ok((kind, &bytes[HEADER_LEN..]))
+}
+
+/// The first half of the header check: `Err` when `bytes` are not in this
+/// build's format at all (another program's value, or another format
+/// version's). Past it, a value that fails to decode is ours and corrupt,
+/// which is how `inspect` tells the two apart.
+pub(crate) fn check_ours(bytes: &[u8]) -> Result<()> {
     if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
         return Err(Error::codec(format!(
             "not an iftb-cache value ({} bytes starting {:?})",
@@ -163,8 +173,7 @@ pub(crate) fn unframe(bytes: &[u8]) -> Result<(Kind, &[u8])> {
             bytes[3]
         )));
     }
-    let kind = kind_from_byte(bytes[2])?;
-    Ok((kind, &bytes[HEADER_LEN..]))
+    Ok(())
 }
 
 fn kind_from_byte(b: u8) -> Result<Kind> {
@@ -316,6 +325,14 @@ pub(crate) fn head_bar(head: &[u8]) -> Result<&[u8]> {
         )));
     }
     Ok(&rest[..ARCHIVED_BAR_LEN])
+}
+
+/// The bar count a series head holds, after the checks of [`head_bar`].
+pub(crate) fn head_count(head: &[u8]) -> Result<u64> {
+    head_bar(head)?;
+    let mut count = [0u8; 8];
+    count.copy_from_slice(&head[HEADER_LEN + ARCHIVED_BAR_LEN..]);
+    Ok(u64::from_le_bytes(count))
 }
 
 /// An archived bar without a header (a run's element), validated as an
@@ -629,6 +646,35 @@ mod tests {
         assert_eq!(header_bytes(Kind::SeriesHead), [b'I', b'F', 8, 2]);
         assert_eq!(SERIES_HEAD_LEN, 60);
         assert_eq!(crate::keys::VERSION, format!("v{FORMAT_VERSION}"));
+    }
+
+    #[test]
+    fn foreign_values_are_told_from_ours() {
+        assert!(check_ours(&encode(&0.5f64)).is_ok());
+        // Ours, whatever follows the header: corrupt, not foreign.
+        assert!(check_ours(&[b'I', b'F', 99, FORMAT_VERSION, 1]).is_ok());
+        for foreign in [&b"hello world"[..], b"IF", b"IF\x01\x01rest", b""] {
+            assert!(check_ours(foreign).unwrap_err().is_codec(), "{foreign:?}");
+        }
+    }
+
+    #[test]
+    fn a_head_holds_its_newest_bar_and_the_count() {
+        let bar = Bar::new(7, 2.5, 3.0, 2.0, 2.0, 1.0);
+        let mut head = header_bytes(Kind::SeriesHead).to_vec();
+        head.extend_from_slice(&archive_bars(&[bar]));
+        head.extend_from_slice(&1_234u64.to_le_bytes());
+        assert_eq!(head_count(&head).unwrap(), 1_234);
+        assert_eq!(
+            access_archived_bar(head_bar(&head).unwrap())
+                .unwrap()
+                .to_bar(),
+            bar
+        );
+        assert!(head_count(&head[..head.len() - 1]).unwrap_err().is_codec());
+        let mut run = head.clone();
+        run[2] = Kind::BarRun as u8;
+        assert!(head_count(&run).unwrap_err().is_codec());
     }
 
     #[test]

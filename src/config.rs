@@ -201,6 +201,40 @@ impl CacheConfig {
         builder.build()
     }
 
+    /// A builder starting from this configuration, to change some of it:
+    /// read the environment, then override in code (the CLI's `--url` and
+    /// `--namespace`).
+    ///
+    /// ```
+    /// use iftb_cache::CacheConfig;
+    /// let config = CacheConfig::embedded()
+    ///     .into_builder()
+    ///     .redis_url("redis://127.0.0.1:6379")
+    ///     .namespace("bot2")
+    ///     .build()?;
+    /// assert!(config.is_redis());
+    /// assert_eq!(config.namespace(), "bot2");
+    /// # Ok::<(), iftb_cache::Error>(())
+    /// ```
+    pub fn into_builder(self) -> CacheConfigBuilder {
+        CacheConfigBuilder {
+            config: self,
+            error: None,
+            node_auth: None,
+        }
+    }
+
+    /// The one Redis server this configuration connects to (its address,
+    /// database, credentials and TLS mode), when it names one: `None` for
+    /// the embedded backend, a Cluster or Sentinel. For tools that time a
+    /// raw redis-rs call beside the cache's own (`iftb-cache stats`).
+    pub fn redis_server(&self) -> Option<&redis::ConnectionInfo> {
+        match self.redis_target()? {
+            RedisTarget::Standalone(info) => Some(info),
+            RedisTarget::Cluster(_) | RedisTarget::Sentinel { .. } => None,
+        }
+    }
+
     /// True when a Redis backend (a server, a cluster or Sentinels) is configured.
     pub fn is_redis(&self) -> bool {
         matches!(self.backend, BackendConfig::Redis(_))
@@ -887,6 +921,29 @@ mod tests {
         let shown = format!("{c:?} {}", c.backend_description());
         assert!(shown.contains("cache.local:6380/2"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn a_config_from_the_environment_takes_overrides_and_keeps_the_rest() {
+        let env = CacheConfig::from_vars(vars(&[
+            ("REDIS_CLUSTER_NODES", "redis://10.0.0.1:7000"),
+            ("REDIS_PASSWORD", "pw-secret"),
+            ("IFTB_CACHE_NAMESPACE", "bot1"),
+        ]))
+        .unwrap();
+        assert!(env.redis_server().is_none(), "a cluster is not one server");
+        let kept = env.clone().into_builder().build().unwrap();
+        assert_eq!(kept.backend_description(), env.backend_description());
+        assert_eq!(kept.namespace(), "bot1");
+        let moved = env
+            .into_builder()
+            .redis_url("redis://127.0.0.1:7001/3")
+            .build()
+            .unwrap();
+        let server = moved.redis_server().expect("one server");
+        assert_eq!(server.redis_settings().db(), 3);
+        assert_eq!(moved.namespace(), "bot1");
+        assert!(CacheConfig::embedded().redis_server().is_none());
     }
 
     #[test]

@@ -162,6 +162,17 @@ impl Error {
     pub fn is_out_of_memory(&self) -> bool {
         self.kind == ErrorKind::OutOfMemory
     }
+
+    /// True for a codec error that says the key holds another Redis type
+    /// than the call reads (`WRONGTYPE`, from Redis or as the embedded
+    /// backend words it): not our bytes at all, where other codec errors
+    /// are about bytes that were read.
+    pub(crate) fn is_wrong_type(&self) -> bool {
+        let source = self.source.as_deref();
+        let redis = source.and_then(|s| s.downcast_ref::<redis::RedisError>());
+        let from_redis = redis.is_some_and(|e| answered_codes(e).iter().any(|c| c == "WRONGTYPE"));
+        self.is_codec() && (from_redis || self.message.starts_with("WRONGTYPE"))
+    }
 }
 
 impl fmt::Display for Error {
@@ -265,6 +276,19 @@ mod tests {
         let e = Error::invalid("symbol is empty");
         assert_eq!(e.to_string(), "InvalidInput: symbol is empty");
         assert!(e.is_invalid_input() && !e.is_unavailable());
+    }
+
+    #[test]
+    fn wrong_type_is_told_from_other_codec_errors() {
+        let reply = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+        let redis::Value::ServerError(server) = redis::parse_redis_value(reply).unwrap() else {
+            panic!("not parsed as a server error");
+        };
+        let e = Error::from(redis::RedisError::from(server));
+        assert!(e.is_codec() && e.is_wrong_type(), "{e}");
+        assert!(Error::codec("WRONGTYPE: k holds another kind of value").is_wrong_type());
+        assert!(!Error::codec("not an iftb-cache value").is_wrong_type());
+        assert!(!Error::invalid("WRONGTYPE").is_wrong_type());
     }
 
     #[test]

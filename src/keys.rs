@@ -37,7 +37,7 @@ pub(crate) struct SeriesKey(String);
 const HEAD_SUFFIX: &str = ":head";
 
 /// What `get_or_compute`'s cross-process lock adds to the key of the value it guards.
-const LOCK_SUFFIX: &str = ":lock";
+pub(crate) const LOCK_SUFFIX: &str = ":lock";
 
 /// The longest LLM input hash accepted, in hex digits.
 const MAX_HASH_DIGITS: usize = 128;
@@ -210,46 +210,120 @@ impl Keys {
 
     /// What `key` holds, by the layout; `None` for a key outside this
     /// namespace. Bytes, not `str`: a key another program wrote under the
-    /// namespace need not be UTF-8 (it is [`KeyType::Other`]).
+    /// namespace need not be UTF-8 (it is [`KeyType::Other`]). Read by
+    /// [`parse`](Self::parse), so both follow the builders' every rule.
     pub(crate) fn classify(&self, key: &[u8]) -> Option<KeyClass> {
         key.strip_prefix(self.prefix.as_bytes())?;
-        let versioned = key
-            .strip_prefix(self.ns.as_bytes())
-            .and_then(|rest| rest.strip_prefix(b":"));
-        Some(versioned.map_or(class(KeyType::Other, false), classify_versioned))
+        let Ok(key) = std::str::from_utf8(key) else {
+            return Some(class(KeyType::Other, false));
+        };
+        let head = key.ends_with(HEAD_SUFFIX);
+        Some(match self.parse(key).ok()? {
+            KeyOf::Series { .. } => class(KeyType::Series, head),
+            KeyOf::Ticker(_) => class(KeyType::Ticker, false),
+            KeyOf::Funding(_) => class(KeyType::Funding, false),
+            KeyOf::FearGreed => class(KeyType::FearGreed, false),
+            KeyOf::Llm(..) => class(KeyType::Llm, false),
+            KeyOf::LlmLock(..) => class(KeyType::LlmLock, false),
+            KeyOf::Kv(_) | KeyOf::Other => class(KeyType::Other, false),
+        })
+    }
+
+    /// What a full key of this namespace names, read back from the layout
+    /// above: the inverse of the builders, for tools that are handed a key
+    /// (`CacheManager::inspect`). A candidate is accepted only when its
+    /// builder makes the very same key again, so every rule of the builders
+    /// (symbol, analysis type, hash) holds for what is parsed.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a key outside this namespace.
+    pub(crate) fn parse<'k>(&self, key: &'k str) -> Result<KeyOf<'k>> {
+        let Some(rest) = key.strip_prefix(self.prefix.as_str()) else {
+            return Err(Error::invalid(format!(
+                "{key:?} is not a key of namespace {:?} (it does not start with {:?})",
+                &self.prefix[..self.prefix.len() - 1],
+                self.prefix
+            )));
+        };
+        if let Some(own) = rest.strip_prefix("kv:") {
+            return Ok(match self.kv(own) {
+                Ok(_) => KeyOf::Kv(own),
+                Err(_) => KeyOf::Other,
+            });
+        }
+        let Some(ours) = key
+            .strip_prefix(self.ns.as_str())
+            .and_then(|r| r.strip_prefix(':'))
+        else {
+            return Ok(KeyOf::Other);
+        };
+        Ok(self.parse_versioned(key, ours).unwrap_or(KeyOf::Other))
+    }
+
+    /// The keys under `{ns}:v2:`; `None` for anything the builders would not make.
+    fn parse_versioned<'k>(&self, key: &'k str, rest: &'k str) -> Option<KeyOf<'k>> {
+        let same = |built: Result<String>| built.is_ok_and(|b| b == key);
+        if rest == "fear_greed" {
+            return Some(KeyOf::FearGreed);
+        }
+        if let Some(tagged) = rest.strip_prefix("ohlcv:") {
+            let tag = tagged.strip_suffix(HEAD_SUFFIX).unwrap_or(tagged);
+            let (symbol, tf) = hash_tag(tag)?.rsplit_once(':')?;
+            let timeframe: Timeframe = tf.parse().ok()?;
+            let series = self.series(symbol, timeframe).ok()?;
+            let found = key == series.set() || key == series.head();
+            return found.then_some(KeyOf::Series { symbol, timeframe });
+        }
+        if let Some(tag) = rest.strip_prefix("ticker:") {
+            let symbol = hash_tag(tag)?;
+            return same(self.ticker(symbol)).then_some(KeyOf::Ticker(symbol));
+        }
+        if let Some(tag) = rest.strip_prefix("funding:") {
+            let symbol = hash_tag(tag)?;
+            return same(self.funding(symbol)).then_some(KeyOf::Funding(symbol));
+        }
+        let llm = rest.strip_prefix("llm:{")?;
+        let (analysis_type, tail) = llm.split_once("}:")?;
+        let (input_hash, lock) = match tail.strip_suffix(LOCK_SUFFIX) {
+            Some(hash) => (hash, true),
+            None => (tail, false),
+        };
+        let value_key = self.llm(analysis_type, input_hash).ok()?;
+        let found = if lock {
+            key.strip_suffix(LOCK_SUFFIX) == Some(value_key.as_str())
+        } else {
+            key == value_key
+        };
+        let names = (analysis_type, input_hash);
+        found.then_some(if lock {
+            KeyOf::LlmLock(names.0, names.1)
+        } else {
+            KeyOf::Llm(names.0, names.1)
+        })
     }
 }
 
-/// A key after `{ns}:v2:`.
-fn classify_versioned(rest: &[u8]) -> KeyClass {
-    let other = class(KeyType::Other, false);
-    if rest == b"fear_greed" {
-        return class(KeyType::FearGreed, false);
-    }
-    let Some((family, tagged)) = split_once(rest, b':') else {
-        return other;
-    };
-    let Some(after) = after_tag(tagged) else {
-        return other;
-    };
-    match (family, after) {
-        (b"ohlcv", b"") => class(KeyType::Series, false),
-        (b"ohlcv", a) if a == HEAD_SUFFIX.as_bytes() => class(KeyType::Series, true),
-        (b"ticker", b"") => class(KeyType::Ticker, false),
-        (b"funding", b"") => class(KeyType::Funding, false),
-        (b"llm", a) => classify_llm(a).unwrap_or(other),
-        _ => other,
-    }
-}
-
-/// What follows an LLM key's `{type}`: `:<hash>`, or `:<hash>:lock`.
-fn classify_llm(after_tag: &[u8]) -> Option<KeyClass> {
-    let hash = after_tag.strip_prefix(b":")?;
-    match hash.strip_suffix(LOCK_SUFFIX.as_bytes()) {
-        Some(locked) if is_hash(locked) => Some(class(KeyType::LlmLock, false)),
-        _ if is_hash(hash) => Some(class(KeyType::Llm, false)),
-        _ => None,
-    }
+/// What a full key names ([`Keys::parse`]), its parts borrowed from the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyOf<'k> {
+    /// Either key of a series: the run set or its head.
+    Series {
+        symbol: &'k str,
+        timeframe: Timeframe,
+    },
+    Ticker(&'k str),
+    Funding(&'k str),
+    FearGreed,
+    /// An LLM result: analysis type, input hash.
+    Llm(&'k str, &'k str),
+    /// The lock of an LLM result being computed: analysis type, input hash.
+    LlmLock(&'k str, &'k str),
+    /// A key of the low-level client, as its caller named it.
+    Kv(&'k str),
+    /// In the namespace, but no key this build writes (another format
+    /// version's, or another program's).
+    Other,
 }
 
 fn class(kind: KeyType, head: bool) -> KeyClass {
@@ -261,18 +335,9 @@ fn is_hash(s: &[u8]) -> bool {
     !s.is_empty() && s.len() <= MAX_HASH_DIGITS && s.iter().all(u8::is_ascii_hexdigit)
 }
 
-/// What follows the hash tag `s` starts with: a non-empty `{..}` without
-/// braces inside.
-fn after_tag(s: &[u8]) -> Option<&[u8]> {
-    let inner = s.strip_prefix(b"{")?;
-    let close = inner.iter().position(|&b| b == b'}')?;
-    let tag = &inner[..close];
-    (!tag.is_empty() && !tag.contains(&b'{')).then(|| &inner[close + 1..])
-}
-
-fn split_once(s: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
-    let i = s.iter().position(|&b| b == at)?;
-    Some((&s[..i], &s[i + 1..]))
+/// The inside of `{..}` when `tag` is exactly one hash tag.
+fn hash_tag(tag: &str) -> Option<&str> {
+    tag.strip_prefix('{')?.strip_suffix('}')
 }
 
 /// The parts back to back in one allocation of the exact size: keys are
@@ -385,6 +450,65 @@ mod tests {
         );
         for (i, t) in KeyType::ALL.iter().enumerate() {
             assert_eq!(t.index(), i);
+        }
+    }
+
+    #[test]
+    fn every_key_parses_back_to_what_built_it() {
+        let k = Keys::new("iftb");
+        let series = k.series("BTC-PERP", Timeframe::Mo1).unwrap();
+        let expected = KeyOf::Series {
+            symbol: "BTC-PERP",
+            timeframe: Timeframe::Mo1,
+        };
+        assert_eq!(k.parse(series.set()).unwrap(), expected);
+        assert_eq!(k.parse(series.head()).unwrap(), expected);
+        let ticker = k.ticker("ETHUSDT").unwrap();
+        assert_eq!(k.parse(&ticker).unwrap(), KeyOf::Ticker("ETHUSDT"));
+        let funding = k.funding("ETHUSDT").unwrap();
+        assert_eq!(k.parse(&funding).unwrap(), KeyOf::Funding("ETHUSDT"));
+        assert_eq!(k.parse(&k.fear_greed()).unwrap(), KeyOf::FearGreed);
+        let llm = k.llm("sentiment", "ab12").unwrap();
+        assert_eq!(k.parse(&llm).unwrap(), KeyOf::Llm("sentiment", "ab12"));
+        let lock = format!("{llm}{LOCK_SUFFIX}");
+        assert_eq!(k.parse(&lock).unwrap(), KeyOf::LlmLock("sentiment", "ab12"));
+        assert_eq!(
+            k.parse(&k.kv("a:b {c}").unwrap()).unwrap(),
+            KeyOf::Kv("a:b {c}")
+        );
+    }
+
+    #[test]
+    fn keys_the_builders_never_make_are_other() {
+        let k = Keys::new("iftb");
+        for key in [
+            "iftb:v1:ohlcv:{BTCUSDT:1h}",
+            "iftb:v3:ticker:{BTCUSDT}",
+            "iftb:v2:ohlcv:{BTCUSDT:2m}",
+            "iftb:v2:ohlcv:{BTCUSDT:1h}:tail",
+            "iftb:v2:ohlcv:{BTCUSDT}",
+            "iftb:v2:ohlcv:BTCUSDT:1h",
+            "iftb:v2:ticker:{BTC USDT}",
+            "iftb:v2:ticker:{}",
+            "iftb:v2:funding:BTCUSDT",
+            "iftb:v2:fear_greed:x",
+            "iftb:v2:llm:{sentiment}:not-hex",
+            "iftb:v2:llm:{sentiment}:ab12:lock:lock",
+            "iftb:v2:llm:{sentiment}",
+            "iftb:v2",
+            "iftb:v2:",
+            "iftb:kv:",
+            "iftb:something",
+        ] {
+            assert_eq!(k.parse(key).unwrap(), KeyOf::Other, "{key}");
+        }
+    }
+
+    #[test]
+    fn keys_of_other_namespaces_are_rejected() {
+        let k = Keys::new("iftb");
+        for key in ["bot1:v2:fear_greed", "iftbx:v2:fear_greed", "iftb", ""] {
+            assert!(k.parse(key).unwrap_err().is_invalid_input(), "{key}");
         }
     }
 

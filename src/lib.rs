@@ -39,6 +39,7 @@
 //! | `ohlcv/` | [`OhlcvCache`]: candle series, a sorted set of bar runs and a head each; [`ArchivedBars`], the zero-copy view of a read |
 //! | `market` | [`MarketDataCache`]: tickers, funding rates, Fear & Greed; batch reads in one MGET |
 //! | `llm/` | [`LlmCache`]: LLM results as JSON, LZ4 over 10 KB; single-flight `get_or_compute` |
+//! | `inspect` | [`Inspection`]: what one key holds, decoded for a person (`iftb-cache inspect`) |
 //! | `manager` | [`CacheManager`]: connects, hands out the typed caches, health, clearing |
 //!
 //! ## Cargo features
@@ -47,6 +48,7 @@
 //! |---|---|---|
 //! | `tls` | no | `rediss://` URLs, through rustls |
 //! | `metrics` | no | every counter of [`CacheManager::stats`] through the [`metrics`](https://docs.rs/metrics) facade, for any exporter |
+//! | `cli` | no | the `iftb-cache` command-line tool: `inspect`, `bars`, `load`, `stats`, `clear` |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -56,6 +58,7 @@ pub mod codec;
 mod config;
 mod error;
 mod flight;
+mod inspect;
 mod keys;
 mod limits;
 mod llm;
@@ -71,6 +74,7 @@ mod stats;
 pub use client::RedisClient;
 pub use config::{CacheConfig, CacheConfigBuilder, DataType, MIN_NEAR_CACHE_BYTES};
 pub use error::{Error, ErrorKind, Result};
+pub use inspect::Inspection;
 pub use keys::KeyType;
 pub use limits::{
     MAX_BARS_PER_READ, MAX_KEY_LEN, MAX_REPORT_LIMIT, MAX_SYMBOLS_PER_CALL, MAX_TIMEOUT, MAX_TTL,

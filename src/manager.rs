@@ -5,6 +5,7 @@ use crate::backend::{Backend, EmbeddedBackend, RedisBackend};
 use crate::client::RedisClient;
 use crate::config::CacheConfig;
 use crate::error::Result;
+use crate::inspect::Inspection;
 use crate::llm::LlmCache;
 use crate::market::MarketDataCache;
 use crate::memory_report::{self, MemoryReport, DEFAULT_REPORT_LIMIT};
@@ -206,6 +207,30 @@ impl CacheManager {
             Backend::Redis(_) => tracing::info!("redis_disconnected"),
             Backend::Embedded(_) => tracing::info!("embedded cache closed"),
         }
+    }
+
+    /// What `key`, a full key of this cache's namespace (as `redis-cli`
+    /// shows it), holds, decoded: a series (from either of its two keys: its
+    /// newest 100 bars, newest first, and its bar count), a ticker, a
+    /// funding rate, the Fear & Greed reading, an LLM result (compressed or
+    /// not), an LLM lock, a [`RedisClient`] value; or that it is missing,
+    /// [foreign](Inspection::Foreign) or [corrupt](Inspection::Corrupt).
+    /// Values are checked as every read checks them. For operators and
+    /// tools (`iftb-cache inspect`): what it finds is not counted as a hit,
+    /// a miss or a codec error in [`stats`](Self::stats), and it never
+    /// fails open; a backend failure is counted and reported as any call's.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a key
+    /// outside this cache's namespace; connection, timeout or server errors.
+    ///
+    /// # Examples
+    ///
+    /// See [`Inspection`].
+    pub async fn inspect(&self, key: &str) -> Result<Inspection> {
+        let _call = self.shared.call(Op::Inspect);
+        crate::inspect::inspect(&self.shared, key).await
     }
 }
 

@@ -335,6 +335,15 @@ rejects! {
         get_analysis_rejects_a_bad_hash:
             |t| t.cache.llm().get_analysis::<serde_json::Value>("sentiment", "xyz");
     }
+    "manager.inspect" {
+        inspect_rejects_a_key_of_another_namespace:
+            |t| t.cache.inspect("other:v2:ohlcv:{BTCUSDT:1h}");
+        inspect_rejects_a_key_that_only_starts_like_the_namespace: |t| {
+            let ns = t.cache.config().namespace().to_string();
+            async move { t.cache.inspect(&format!("{ns}x:v2:fear_greed")).await }
+        };
+        inspect_rejects_an_empty_key: |t| t.cache.inspect("");
+    }
     "llm.get_or_compute" {
         get_or_compute_rejects_a_bad_analysis_type_without_computing:
             |t| t.cache.llm().get_or_compute("bad type", "input", never_called);

@@ -217,6 +217,14 @@ impl Backend {
         dispatch!(self.series_range(window))
     }
 
+    /// The series' head value, as Redis stores it (`codec::Kind::SeriesHead`:
+    /// the newest bar and the bar count), not checked: for `inspect`, which
+    /// tells a foreign head from a corrupt one. The embedded backend keeps no
+    /// head key and makes the same value from its series.
+    pub(crate) async fn series_head(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
+        dispatch!(self.series_head(key))
+    }
+
     /// Drops a series; true when it was cached.
     pub(crate) async fn series_delete(&self, key: &SeriesKey) -> Result<bool> {
         dispatch!(self.series_delete(key))

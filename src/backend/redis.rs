@@ -486,6 +486,11 @@ impl RedisBackend {
         near.latest(key.head(), fetch).await
     }
 
+    /// The head's bytes, one `GET`, past the near cache: what Redis holds.
+    pub(crate) async fn series_head(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
+        self.query(redis::cmd("GET").arg(key.head())).await
+    }
+
     /// The run holding `from` and the runs that start inside the window, in
     /// one `MULTI` transaction: one round trip, one snapshot (with the
     /// set's `PTTL` in it, for a near cache's copy).

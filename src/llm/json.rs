@@ -35,7 +35,7 @@ pub(super) fn encode_json<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
 }
 
 /// Checks the header, decompresses if needed, and parses the JSON as a `T`.
-pub(super) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let (kind, payload) = codec::unframe(bytes)?;
     let inflated;
     let json = match kind {

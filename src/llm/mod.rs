@@ -19,4 +19,5 @@ mod cache;
 mod json;
 
 pub use cache::LlmCache;
+pub(crate) use json::decode_json;
 pub use json::COMPRESS_THRESHOLD;

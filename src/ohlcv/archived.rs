@@ -105,7 +105,7 @@ impl ArchivedBars {
 
 /// Every bar of runs read newest first, copied out once; validated and in
 /// strictly decreasing time, unless `validated`.
-pub(super) fn decode_newest(runs: &[Bytes], validated: bool) -> Result<Vec<Bar>> {
+pub(crate) fn decode_newest(runs: &[Bytes], validated: bool) -> Result<Vec<Bar>> {
     let mut bars = Vec::with_capacity(runs.iter().map(|r| r.len() / BAR_LEN).sum());
     let mut order = Order::newest_first();
     for run in runs {

@@ -8,5 +8,6 @@
 mod archived;
 mod cache;
 
+pub(crate) use archived::decode_newest;
 pub use archived::ArchivedBars;
 pub use cache::OhlcvCache;

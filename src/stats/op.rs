@@ -103,6 +103,8 @@ ops! {
     FlushDb => "flush_db",
     /// [`CacheManager::memory_report`](crate::CacheManager::memory_report).
     MemoryReport => "memory_report",
+    /// [`CacheManager::inspect`](crate::CacheManager::inspect).
+    Inspect => "inspect",
 }
 
 impl Op {

@@ -68,7 +68,7 @@ const TTL: Duration = Duration::from_secs(60);
 /// answers a bool and is timed on its own), each with what it is.
 pub fn every_call() -> Vec<Call> {
     use Op::*;
-    let calls: [(&'static str, Op, CallFn); 42] = [
+    let calls: [(&'static str, Op, CallFn); 43] = [
         ("ohlcv.set_bars", Write, |c| {
             Box::pin(async move {
                 let bars = minute_bars(3, 1.0);
@@ -298,6 +298,13 @@ pub fn every_call() -> Vec<Call> {
         }),
         ("manager.memory_report_within", Admin, |c| {
             Box::pin(async move { c.memory_report_within(TTL).await.map(done) })
+        }),
+        // A diagnostic: it never fails open, as the calls above.
+        ("manager.inspect", Admin, |c| {
+            Box::pin(async move {
+                let key = format!("{}:v2:ohlcv:{{{SYM}:{TF}}}", c.config().namespace());
+                c.inspect(&key).await.map(done)
+            })
         }),
     ];
     calls

@@ -19,6 +19,7 @@ mod store;
 use self::series::{Chunk, Series, TooBig, OWNER_BYTES};
 use self::store::{Entry, Store, Value};
 use super::{BarRecord, KeyUsage, SeriesWindow, SeriesWrite, UsageTotals};
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::keys::SeriesKey;
 use bytes::Bytes;
@@ -202,6 +203,18 @@ impl EmbeddedBackend {
         self.read_series(key.set(), Series::latest)
     }
 
+    /// The head Redis would hold for this series, made from it.
+    pub(crate) fn series_head(&self, key: &SeriesKey) -> Result<Option<Bytes>> {
+        let head = |s: &Series| {
+            let latest = s.latest()?;
+            let mut head = codec::header(codec::Kind::SeriesHead, latest.len() + 8);
+            head.extend_from_slice(&latest);
+            head.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            Some(Bytes::from(head))
+        };
+        self.read_series(key.set(), head)
+    }
+
     pub(crate) fn series_range(&self, w: &SeriesWindow<'_>) -> Result<Vec<Bytes>> {
         if w.from > w.to {
             return Ok(Vec::new());
@@ -353,6 +366,21 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(m.get("k").unwrap(), None);
         assert!(!m.exists("k").unwrap());
+    }
+
+    #[test]
+    fn a_series_head_is_made_as_redis_keeps_it() {
+        let m = EmbeddedBackend::new(1 << 20);
+        let k = key("s");
+        assert_eq!(m.series_head(&k).unwrap(), None);
+        let b = batch(0..5, 2.0);
+        m.series_upsert(&write(&k, &b, 60)).unwrap();
+        let head = m.series_head(&k).unwrap().unwrap();
+        assert_eq!(codec::head_count(&head).unwrap(), 5);
+        let newest = &b.1[4 * ARCHIVED_BAR_LEN..];
+        assert_eq!(codec::head_bar(&head).unwrap(), newest);
+        set(&m, "plain", 10, None);
+        assert!(m.series_head(&key("plain")).unwrap_err().is_codec());
     }
 
     #[test]

@@ -70,6 +70,11 @@ impl Series {
         self.len == 0
     }
 
+    /// Bars held.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The newest bar, copied out.
     pub(super) fn latest(&self) -> Option<[u8; W]> {
         let bars = &self.chunks.back()?.bars;

@@ -660,6 +660,8 @@ fn stats_times_both_reads_beside_their_floors_and_leaves_nothing() {
         "raw GET of 60 B",
         "raw GET of 4804 B",
         "30 rounds",
+        "memory: ",
+        "fear_greed",
     ] {
         assert!(
             ran.stdout.contains(shown),
@@ -670,6 +672,15 @@ fn stats_times_both_reads_beside_their_floors_and_leaves_nothing() {
     let doc = on(&server, &["stats", "--rounds", "30", "--json"])
         .expect(0)
         .json();
+    // The memory report runs first: it sees the one key there, not the probe.
+    let memory = &doc["memory"];
+    assert_eq!(memory["complete"], true, "{memory}");
+    assert_eq!(memory["types"]["other"]["keys"], 1, "{memory}");
+    assert_eq!(memory["types"]["series"]["keys"], 0, "{memory}");
+    assert!(
+        memory["used_memory"].as_u64().is_some_and(|b| b > 0),
+        "{memory}"
+    );
     let latency = &doc["latency"];
     assert_eq!(latency["rounds"], 30);
     let reads = latency["reads"].as_array().unwrap();

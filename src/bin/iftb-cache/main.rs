@@ -13,6 +13,7 @@ mod exit;
 mod inspect;
 mod latency;
 mod load;
+mod memory;
 mod output;
 mod parse;
 mod stats;

@@ -1,9 +1,8 @@
-//! `stats`: what the cache costs against this Redis, in sections. Today one,
-//! latency (`latency.rs`); the memory report (`CacheManager::memory_report`)
-//! is another section beside it, added to [`run`]'s list.
+//! `stats`: what the cache costs against this Redis, in sections: the
+//! memory report (`memory.rs`) and latency (`latency.rs`).
 
-use crate::latency;
 use crate::output::{Failure, Report};
+use crate::{latency, memory};
 use iftb_cache::CacheManager;
 use serde_json::{Map, Value};
 
@@ -13,6 +12,12 @@ pub struct StatsArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub rounds: u32,
+
+    /// Seconds the memory report may walk the namespace's keys before it
+    /// reports what it saw (it says so when it stopped early)
+    #[arg(long, value_name = "SECONDS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub memory_secs: u64,
 }
 
 /// One part of the report: its name (its key in the JSON), text and JSON.
@@ -23,7 +28,11 @@ pub struct Section {
 }
 
 pub async fn run(cache: &CacheManager, args: &StatsArgs) -> Result<Report, Failure> {
-    let sections = vec![latency::measure(cache, args.rounds).await?];
+    let within = std::time::Duration::from_secs(args.memory_secs);
+    let sections = vec![
+        memory::measure(cache, within).await?,
+        latency::measure(cache, args.rounds).await?,
+    ];
     Ok(report(sections))
 }
 

@@ -49,14 +49,7 @@ fn reads(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Elements(1));
-    g.bench_function("get_latest_bar", |b| {
-        b.to_async(&rt).iter(|| async {
-            ohlcv
-                .get_latest_bar(black_box(SYMBOL), TF)
-                .await
-                .expect("get")
-        })
-    });
+    common::bench_latest_bar(&mut g, "get_latest_bar", &rt, ohlcv);
     g.finish();
 }
 
@@ -88,14 +81,7 @@ fn vs_peers(c: &mut Criterion) {
     quick.insert(peer_key(SYMBOL), latest);
     let mut g = group(c, "embedded/vs_peers");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("iftb_get_latest_bar", |b| {
-        b.to_async(&rt).iter(|| async {
-            ohlcv
-                .get_latest_bar(black_box(SYMBOL), TF)
-                .await
-                .expect("get")
-        })
-    });
+    common::bench_latest_bar(&mut g, "iftb_get_latest_bar", &rt, ohlcv);
     g.bench_function("moka_get", |b| {
         b.iter(|| moka.get(&peer_key(black_box(SYMBOL))))
     });
@@ -156,14 +142,7 @@ fn metrics(c: &mut Criterion) {
             .expect("set_ticker");
         let (ohlcv, market) = (cache.ohlcv(), cache.market());
         let label = if on { "on" } else { "off" };
-        g.bench_function(format!("get_latest_bar/{label}"), |b| {
-            b.to_async(&rt).iter(|| async {
-                ohlcv
-                    .get_latest_bar(black_box(SYMBOL), TF)
-                    .await
-                    .expect("get")
-            })
-        });
+        common::bench_latest_bar(&mut g, &format!("get_latest_bar/{label}"), &rt, ohlcv);
         g.bench_function(format!("get_ticker/{label}"), |b| {
             b.to_async(&rt)
                 .iter(|| async { market.get_ticker(black_box(SYMBOL)).await.expect("get") })

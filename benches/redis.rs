@@ -85,14 +85,7 @@ fn ohlcv_reads(c: &mut Criterion) {
             .iter(|| async { ohlcv.get_range(SYMBOL, TF, from, to).await.expect("range") })
     });
     g.throughput(Throughput::Elements(1));
-    g.bench_function("get_latest_bar", |b| {
-        b.to_async(&f.rt).iter(|| async {
-            ohlcv
-                .get_latest_bar(black_box(SYMBOL), TF)
-                .await
-                .expect("get")
-        })
-    });
+    common::bench_latest_bar(&mut g, "get_latest_bar", &f.rt, ohlcv);
     g.finish();
 }
 
@@ -231,14 +224,7 @@ fn metrics(c: &mut Criterion) {
         f.set_bars(SYMBOL, &bars);
         let ohlcv = f.cache.ohlcv();
         let label = if on { "on" } else { "off" };
-        g.bench_function(format!("get_latest_bar/{label}"), |b| {
-            b.to_async(&f.rt).iter(|| async {
-                ohlcv
-                    .get_latest_bar(black_box(SYMBOL), TF)
-                    .await
-                    .expect("get")
-            })
-        });
+        common::bench_latest_bar(&mut g, &format!("get_latest_bar/{label}"), &f.rt, ohlcv);
     }
     g.finish();
 }

@@ -4,7 +4,11 @@
 
 pub mod samples;
 
-use iftb_cache::{Bar, CacheConfig, CacheManager, Ticker, Timeframe};
+use criterion::measurement::WallTime;
+use criterion::BenchmarkGroup;
+use iftb_cache::{Bar, CacheConfig, CacheManager, OhlcvCache, Ticker, Timeframe};
+use std::hint::black_box;
+use tokio::runtime::Runtime;
 
 /// The series every bench reads and writes.
 pub const SYMBOL: &str = "BTCUSDT";
@@ -137,4 +141,21 @@ pub async fn cache_with_series(config: CacheConfig, symbol: &str, tf: Timeframe)
         .await
         .expect("set_bars");
     cache
+}
+
+/// `get_latest_bar` of the benches' series, as bench `name` of `g`.
+pub fn bench_latest_bar(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    rt: &Runtime,
+    ohlcv: OhlcvCache<'_>,
+) {
+    g.bench_function(name, |b| {
+        b.to_async(rt).iter(|| async {
+            ohlcv
+                .get_latest_bar(black_box(SYMBOL), TF)
+                .await
+                .expect("get")
+        })
+    });
 }

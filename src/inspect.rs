@@ -253,9 +253,19 @@ fn analysis(bytes: &[u8]) -> Result<(bool, serde_json::Value)> {
     Ok((kind == Kind::JsonCompressed, result))
 }
 
+/// A series, read again once before it is called corrupt: its head and its
+/// runs are two reads, and a live writer landing between them makes a
+/// healthy series look inconsistent.
+async fn series(shared: &Shared, symbol: &str, timeframe: Timeframe) -> Result<Inspection> {
+    match series_once(shared, symbol, timeframe).await? {
+        Inspection::Corrupt { .. } => series_once(shared, symbol, timeframe).await,
+        seen => Ok(seen),
+    }
+}
+
 /// Both keys of a series: the head's count and newest bar, the newest bars
 /// by the OHLCV read's own decoding, and the two checked against each other.
-async fn series(shared: &Shared, symbol: &str, timeframe: Timeframe) -> Result<Inspection> {
+async fn series_once(shared: &Shared, symbol: &str, timeframe: Timeframe) -> Result<Inspection> {
     let key = shared.keys.series(symbol, timeframe)?;
     let head = match shared.backend.series_head(&key).await {
         Ok(head) => head,

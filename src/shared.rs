@@ -35,7 +35,8 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(backend: Backend, config: CacheConfig) -> Self {
         // A round trip takes tens of microseconds: each is timed. An
-        // embedded read or a near-cache hit can take 100 ns: one in 8 is.
+        // embedded read or a near-cache hit can take 100 ns: one in 8 is, at
+        // random.
         let fast = match &backend {
             Backend::Embedded(_) => true,
             Backend::Redis(b) => b.has_near_cache(),

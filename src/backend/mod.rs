@@ -264,7 +264,11 @@ impl Backend {
         until: std::time::Instant,
         each: &mut (impl FnMut(KeyUsage<'_>) + Send),
     ) -> Result<UsageTotals> {
-        dispatch!(self.scan_usage(prefix, until, each))
+        // Not `dispatch!`: the embedded walk awaits too, to yield between shards.
+        match self {
+            Backend::Embedded(b) => b.scan_usage(prefix, until, each).await,
+            Backend::Redis(b) => b.scan_usage(prefix, until, each).await,
+        }
     }
 
     /// Deletes everything in the database, other programs' keys included.

@@ -87,6 +87,6 @@ fn describe() {
     metrics::describe_histogram!(
         DURATION,
         Unit::Seconds,
-        "Latency of the timed calls (every Redis round trip; 1 in 8 embedded or near-cache calls)"
+        "Latency of the timed calls (every Redis round trip; 1 in 8 embedded or near-cache calls, at random)"
     );
 }

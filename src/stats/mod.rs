@@ -153,9 +153,10 @@ impl OpStats {
 /// an hour).
 ///
 /// On Redis without a near cache every call is timed. On the embedded
-/// backend and with a near cache, where a call can take 100 ns, one call
-/// in 8 of each operation is timed (the first included), per thread:
-/// reading the clock for every call would cost a fifth of it. The calls
+/// backend and with a near cache, where a call can take 100 ns, the first
+/// call of each operation is timed and then one in 8, at random (not every
+/// 8th, which a bot cycling through 8 symbols would alias): reading the
+/// clock for every call would cost a fifth of it. The calls
 /// timed are [`samples`](Self::samples); the percentiles are theirs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -32,8 +32,8 @@ const MAX_LATENCY_NS: u64 = 3_600 * 1_000_000_000;
 /// operation's first timed call.
 const SIGNIFICANT_DIGITS: u8 = 2;
 
-/// Of the calls of one operation on one stripe, those timed: one in this
-/// many when a call may take well under a microsecond (the embedded
+/// Of the calls of one operation, those timed: one in this many, at random
+/// (and the first), when a call may take well under a microsecond (the embedded
 /// backend, a near cache), where reading the clock twice would cost a
 /// fifth of the call. Redis round trips are each timed.
 pub(crate) const SAMPLE_FAST: u64 = 8;
@@ -153,7 +153,11 @@ impl Counters {
         let n = self.stripe().ops[op.index()].calls.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         self.export.call(op);
-        let sampled = n & self.sample_mask == 0;
+        // At random, not every 8th: a bot cycling through 8 symbols (or
+        // near-cache hits and misses in a fixed pattern) would otherwise
+        // have the same one timed each time. The first call is always timed,
+        // so an operation called rarely has a latency.
+        let sampled = n == 0 || next_random() & self.sample_mask == 0;
         let started = sampled.then(|| self.clock.raw());
         Call {
             counters: self,
@@ -201,6 +205,8 @@ impl Counters {
         let mut rare = self.stripe().rare();
         let histogram = rare.latency[op.index()].get_or_insert_with(new_histogram);
         histogram.saturating_record(ns.clamp(1, MAX_LATENCY_NS));
+        // The exporter's own work is not done under the stripe's lock.
+        drop(rare);
         #[cfg(feature = "metrics")]
         self.export.latency(op, ns);
     }
@@ -275,6 +281,22 @@ fn latency_stats(h: &Histogram<u64>) -> LatencyStats {
     }
 }
 
+/// A xorshift of this thread's own: which calls are timed, at about a
+/// nanosecond; seeded from the thread's number, so never zero.
+fn next_random() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new((thread_index() as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x
+    })
+}
+
 /// Threads numbered in the order they first count something: consecutive
 /// threads (a runtime's workers) land on distinct stripes.
 fn thread_index() -> usize {
@@ -321,15 +343,32 @@ mod tests {
     }
 
     #[test]
-    fn one_call_in_eight_is_timed_the_first_included() {
+    fn one_call_in_eight_is_timed_at_random_the_first_included() {
         let counters = Counters::new(SAMPLE_FAST, true, "t");
-        for _ in 0..17 {
+        drop(counters.start(Op::Ping));
+        for _ in 0..8_000 {
             drop(counters.start(Op::GetLatestBar));
         }
         let ops = counters.ops();
-        assert_eq!(ops[0].calls, 17);
-        // Calls 0, 8 and 16 (of one thread, so of one stripe).
-        assert_eq!(ops[0].latency.unwrap().samples, 3);
+        assert_eq!(ops[0].calls, 8_000);
+        // 1,000 expected; a binomial's spread is about 30.
+        let samples = ops[0].latency.unwrap().samples;
+        assert!((850..=1_150).contains(&samples), "{samples}");
+        assert_eq!((ops[1].op, ops[1].latency.unwrap().samples), (Op::Ping, 1));
+    }
+
+    #[test]
+    fn which_calls_are_timed_follows_no_cycle() {
+        // Calls cycling through 8 symbols: each position gets its share.
+        let mut timed = [0u32; 8];
+        for i in 0..80_000 {
+            if next_random() & (SAMPLE_FAST - 1) == 0 {
+                timed[i % 8] += 1;
+            }
+        }
+        for n in timed {
+            assert!((1_000..=1_500).contains(&n), "{timed:?}");
+        }
     }
 
     #[test]

@@ -251,13 +251,20 @@ impl EmbeddedBackend {
     /// not counted (nor read). A series is one entry (its head is its last
     /// bar, not a key of its own). `used` is every byte charged against the
     /// capacity, tables and expired entries included.
-    pub(crate) fn scan_usage(
+    ///
+    /// A shard's entries are copied out under its lock and counted after
+    /// it, and the task yields between shards: a report of a big cache
+    /// neither holds writers of a shard while it classifies keys nor keeps
+    /// a runtime thread (a current-thread runtime: the whole bot) from its
+    /// other tasks until the limit.
+    pub(crate) async fn scan_usage(
         &self,
         prefix: &str,
         until: std::time::Instant,
         each: &mut impl FnMut(KeyUsage<'_>),
     ) -> Result<UsageTotals> {
         let mut complete = true;
+        let mut found: Vec<(String, usize, Option<Instant>)> = Vec::new();
         for at in 0..self.store.shards() {
             if std::time::Instant::now() >= until {
                 complete = false;
@@ -267,13 +274,17 @@ impl EmbeddedBackend {
             self.store
                 .for_each_live(at, now, |key, charge, expires_at| {
                     if key.starts_with(prefix) {
-                        each(KeyUsage {
-                            key: key.as_bytes(),
-                            bytes: charge as u64,
-                            ttl: expires_at.map(|t| t.saturating_duration_since(now)),
-                        });
+                        found.push((key.to_owned(), charge, expires_at));
                     }
                 });
+            for (key, charge, expires_at) in found.drain(..) {
+                each(KeyUsage {
+                    key: key.as_bytes(),
+                    bytes: charge as u64,
+                    ttl: expires_at.map(|t| t.saturating_duration_since(now)),
+                });
+            }
+            tokio::task::yield_now().await;
         }
         Ok(UsageTotals {
             used: self.store.used() as u64,
@@ -513,7 +524,7 @@ mod tests {
     }
 
     /// Every key `scan_usage` sees under `prefix`, with its bytes and TTL.
-    fn usage(
+    async fn usage(
         m: &EmbeddedBackend,
         prefix: &str,
         until: std::time::Instant,
@@ -524,6 +535,7 @@ mod tests {
                 let key = String::from_utf8(u.key.to_vec()).unwrap();
                 seen.push((key, u.bytes, u.ttl));
             })
+            .await
             .unwrap();
         seen.sort();
         (seen, totals)
@@ -544,7 +556,7 @@ mod tests {
         m.series_upsert(&write(&s, &batch(0..500, 1.0), 30))
             .unwrap();
         tokio::time::advance(Duration::from_secs(2)).await;
-        let (seen, totals) = usage(&m, "a:", later());
+        let (seen, totals) = usage(&m, "a:", later()).await;
         let names: Vec<&str> = seen.iter().map(|(k, ..)| k.as_str()).collect();
         // The expired entry is still held (nothing evicted it), not counted.
         assert_eq!(names, ["a:forever", "a:series", "a:x"]);
@@ -562,13 +574,13 @@ mod tests {
         assert_eq!(totals.used, m.store.used() as u64);
     }
 
-    #[test]
-    fn usage_past_its_time_walks_nothing_and_says_so() {
+    #[tokio::test]
+    async fn usage_past_its_time_walks_nothing_and_says_so() {
         let m = EmbeddedBackend::new(16 << 20);
         set(&m, "a:x", 100, None);
-        let (seen, totals) = usage(&m, "a:", std::time::Instant::now());
+        let (seen, totals) = usage(&m, "a:", std::time::Instant::now()).await;
         assert!(seen.is_empty() && !totals.complete);
-        let (seen, totals) = usage(&m, "a:", later());
+        let (seen, totals) = usage(&m, "a:", later()).await;
         assert_eq!(seen.len(), 1);
         assert!(totals.complete);
     }

@@ -8,10 +8,17 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime};
 /// date (`2024-01-17`, midnight UTC) or a date-time (`2024-01-17T08:00:00`,
 /// `...Z`, `...+02:00`, fractional seconds allowed; no offset means UTC; a
 /// space may stand for the `T`, as many exports write it). Precision below
-/// a millisecond is dropped (floored).
+/// a millisecond is dropped (floored). Nine to eleven digits are refused:
+/// as milliseconds they would be 1970 to 1973, and they are what epoch
+/// *seconds* of 1973 to 5138 look like, which many exports write.
 pub fn parse(text: &str) -> Result<i64, String> {
     let s = text.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        if (9..=11).contains(&s.len()) {
+            return Err(format!(
+                "{s:?} looks like epoch seconds; times are epoch milliseconds ({s}000) or ISO 8601"
+            ));
+        }
         return s
             .parse()
             .map_err(|_| format!("{s:?} is too large for epoch milliseconds"));
@@ -76,6 +83,17 @@ mod tests {
         assert!(parse("99999999999999999999").is_err());
         assert!(parse("-5").is_err());
         assert!(parse("1.7e12").is_err());
+    }
+
+    #[test]
+    fn epoch_seconds_are_refused_not_read_as_1970() {
+        let err = parse("1705478400").unwrap_err();
+        assert!(
+            err.contains("epoch seconds") && err.contains("1705478400000"),
+            "{err}"
+        );
+        assert!(parse("100000000").is_err() && parse("99999999999").is_err());
+        assert_eq!(parse("100000000000"), Ok(100_000_000_000));
     }
 
     #[test]

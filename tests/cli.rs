@@ -700,6 +700,24 @@ fn stats_times_both_reads_beside_their_floors_and_leaves_nothing() {
 }
 
 #[test]
+fn stats_without_the_memory_command_still_times_the_reads() {
+    let server = RedisServer::start();
+    let acl = redis::cmd("ACL")
+        .arg(&["SETUSER", "nomem", "on", ">pw", "~*", "+@all", "-memory"])
+        .to_owned();
+    acl.query::<()>(&mut server.raw()).unwrap();
+    // A key to measure: the walk asks `MEMORY USAGE` of each key it finds.
+    server.raw_set("iftb:kv:mine", b"kept");
+    let url = server.url_with("nomem:pw");
+    let doc = run(Some(&url), &["stats", "--rounds", "10", "--json"])
+        .expect(0)
+        .json();
+    let error = doc["memory"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("memory"), "{doc}");
+    assert_eq!(doc["latency"]["rounds"], 10, "{doc}");
+}
+
+#[test]
 fn no_redis_configured_is_a_usage_error_that_says_so() {
     let ran = run(None, &["bars", "BTCUSDT", "1h"]).expect(2);
     assert!(

@@ -18,8 +18,9 @@ pub struct BarsArgs {
     /// Timeframe: 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M
     #[arg(value_parser = crate::parse::timeframe)]
     pub timeframe: Timeframe,
-    /// The newest N bars [default: 100]
-    #[arg(long, value_name = "N", conflicts_with_all = ["from", "to"])]
+    /// The newest N bars, 1 to 50000 [default: 100]
+    #[arg(long, value_name = "N", conflicts_with_all = ["from", "to"],
+          value_parser = crate::parse::bar_limit)]
     pub limit: Option<usize>,
     /// Bars opened at or after T: epoch ms or ISO 8601 (2024-01-17, 2024-01-17T08:00:00Z, ..)
     #[arg(long, value_name = "T", value_parser = crate::parse::time)]

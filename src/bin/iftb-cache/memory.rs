@@ -4,14 +4,20 @@
 
 use crate::output::{table, Failure};
 use crate::stats::Section;
-use iftb_cache::{CacheManager, MemoryReport};
+use iftb_cache::{CacheManager, ErrorKind, MemoryReport};
 use std::time::Duration;
 
 pub async fn measure(cache: &CacheManager, within: Duration) -> Result<Section, Failure> {
-    let report = cache
-        .memory_report_within(within)
-        .await
-        .map_err(|e| Failure::of("memory report", &e))?;
+    let report = match cache.memory_report_within(within).await {
+        Ok(report) => report,
+        // Redis refusing a command of the walk (an ACL without `MEMORY` or
+        // `SCAN`: `NOPERM`, an authentication error) leaves the rest of
+        // `stats` worth having.
+        Err(e) if matches!(e.kind(), ErrorKind::Server | ErrorKind::Authentication) => {
+            return Ok(not_reported(&e))
+        }
+        Err(e) => return Err(Failure::of("memory report", &e)),
+    };
     // A struct of numbers and string-keyed maps: serializing it cannot fail.
     let json = serde_json::to_value(&report).unwrap_or_default();
     Ok(Section {
@@ -19,6 +25,14 @@ pub async fn measure(cache: &CacheManager, within: Duration) -> Result<Section, 
         text: text(&report),
         json,
     })
+}
+
+fn not_reported(e: &iftb_cache::Error) -> Section {
+    Section {
+        name: "memory",
+        text: format!("memory: not reported: {e}\n"),
+        json: serde_json::json!({ "error": e.to_string() }),
+    }
 }
 
 fn text(report: &MemoryReport) -> String {

@@ -1,7 +1,7 @@
 //! Argument parsers: each refuses what the library would, at parse time,
 //! so a bad argument is a usage error (exit 2) before anything connects.
 
-use iftb_cache::{Timeframe, MAX_TTL};
+use iftb_cache::{Timeframe, MAX_BARS_PER_READ, MAX_TTL};
 use std::time::Duration;
 
 /// A symbol the library accepts.
@@ -18,6 +18,18 @@ pub fn timeframe(text: &str) -> Result<Timeframe, String> {
 /// A time: epoch milliseconds or ISO 8601, as in CSV files.
 pub fn time(text: &str) -> Result<i64, String> {
     crate::times::parse(text)
+}
+
+/// A read's bar count, 1 to `MAX_BARS_PER_READ`.
+pub fn bar_limit(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of bars"))?;
+    if n == 0 || n > MAX_BARS_PER_READ {
+        return Err(format!("a read is 1 to {MAX_BARS_PER_READ} bars"));
+    }
+    Ok(n)
 }
 
 /// A TTL in whole seconds, 1 to `MAX_TTL`.
@@ -54,6 +66,11 @@ mod tests {
         assert!(symbol("BTC:USDT").unwrap_err().contains(':'));
         assert_eq!(timeframe("1M"), Ok(Timeframe::Mo1));
         assert!(timeframe("60m").unwrap_err().contains("1m 3m"));
+        assert_eq!(bar_limit("100"), Ok(100));
+        assert_eq!(bar_limit("50000"), Ok(MAX_BARS_PER_READ));
+        for bad in ["0", "50001", "-1", "ten"] {
+            assert!(bar_limit(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

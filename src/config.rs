@@ -567,9 +567,10 @@ impl CacheConfigBuilder {
     }
 
     /// Whether [`stats()`](crate::CacheManager::stats) counts calls, hits,
-    /// misses and latencies per operation (on by default). They cost about
-    /// 10 ns a call on the embedded backend and well under 1% of a Redis
-    /// round trip (`cargo bench --bench embedded -- metrics`); off, a
+    /// misses and latencies per operation (on by default). They cost 5 to
+    /// 20 ns a call on the embedded backend (`cargo bench --bench embedded
+    /// -- metrics`) and 1 to 2% of a Redis round trip (`examples/compare`);
+    /// off, a
     /// strategy that never reads them saves that. Failures, fail-open
     /// mode, the near cache and the circuit breaker are counted either way.
     ///

@@ -36,8 +36,7 @@ pub struct TypeUsage {
     /// summed over the keys measured, a series' two keys both; on the
     /// embedded backend, what the engine charges for each entry (key, value,
     /// allocation headers; its tables are in
-    /// [`MemoryReport::used_memory`] only). Should fewer keys be measured
-    /// than seen, the sum is scaled up to `keys`.
+    /// [`MemoryReport::used_memory`] only).
     pub bytes: u64,
     /// Keys whose size was read. Every key counted is measured (a key gone
     /// before it was measured is not counted at all), so this equals `keys`;
@@ -169,7 +168,6 @@ struct Tally<'a> {
 #[derive(Default, Clone, Copy)]
 struct Sums {
     keys: u64,
-    measured: u64,
     bytes: u64,
     /// Nanoseconds left, over the keys that expire.
     ttl_nanos: u128,
@@ -186,13 +184,13 @@ impl<'a> Tally<'a> {
         }
     }
 
-    /// One key, measured (`bytes`) or not; one outside the namespace is
-    /// ignored (the backends only hand out the namespace's).
+    /// One key and what it takes; one outside the namespace is ignored
+    /// (the backends only hand out the namespace's).
     fn add(&mut self, usage: KeyUsage<'_>) {
-        self.add_measured(usage.key, Some(usage.bytes), usage.ttl);
+        self.add_measured(usage.key, usage.bytes, usage.ttl);
     }
 
-    fn add_measured(&mut self, key: &[u8], bytes: Option<u64>, ttl: Option<Duration>) {
+    fn add_measured(&mut self, key: &[u8], bytes: u64, ttl: Option<Duration>) {
         let Some(class) = self.keys.classify(key) else {
             return;
         };
@@ -216,13 +214,12 @@ impl<'a> Tally<'a> {
 impl Sums {
     /// A series' head adds its bytes only: its set counts the series, and
     /// carries the TTL both keys share.
-    fn add(&mut self, class: KeyClass, bytes: Option<u64>, ttl: Option<Duration>) {
-        self.bytes = self.bytes.saturating_add(bytes.unwrap_or(0));
+    fn add(&mut self, class: KeyClass, bytes: u64, ttl: Option<Duration>) {
+        self.bytes = self.bytes.saturating_add(bytes);
         if class.head {
             return;
         }
         self.keys += 1;
-        self.measured += u64::from(bytes.is_some());
         match ttl {
             Some(t) => {
                 self.ttl_nanos += t.as_nanos();
@@ -233,26 +230,16 @@ impl Sums {
     }
 
     fn usage(self) -> TypeUsage {
-        let bytes = match self.measured {
-            0 => 0,
-            m if m < self.keys => scale(self.bytes, self.keys, m),
-            _ => self.bytes,
-        };
         let avg = (self.with_ttl > 0).then(|| self.ttl_nanos / u128::from(self.with_ttl));
         TypeUsage {
             keys: self.keys,
-            bytes,
-            measured: self.measured,
+            bytes: self.bytes,
+            // Every key seen is measured: one gone before its measure is not seen.
+            measured: self.keys,
             avg_ttl: avg.map(|n| Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))),
             no_ttl: self.no_ttl,
         }
     }
-}
-
-/// `bytes` of `measured` keys, scaled up to `keys` keys.
-fn scale(bytes: u64, keys: u64, measured: u64) -> u64 {
-    let scaled = u128::from(bytes) * u128::from(keys) / u128::from(measured);
-    u64::try_from(scaled).unwrap_or(u64::MAX)
 }
 
 fn millis<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -294,10 +281,10 @@ mod tests {
         let mut tally = Tally::new(&keys);
         let set = b"iftb:v2:ohlcv:{BTCUSDT:1h}";
         let head = b"iftb:v2:ohlcv:{BTCUSDT:1h}:head";
-        tally.add_measured(set, Some(2_000), Some(Duration::from_secs(300)));
-        tally.add_measured(head, Some(100), Some(Duration::from_secs(300)));
-        tally.add_measured(b"iftb:kv:setting", Some(50), None);
-        tally.add_measured(b"other:kv:setting", Some(50), None);
+        tally.add_measured(set, 2_000, Some(Duration::from_secs(300)));
+        tally.add_measured(head, 100, Some(Duration::from_secs(300)));
+        tally.add_measured(b"iftb:kv:setting", 50, None);
+        tally.add_measured(b"other:kv:setting", 50, None);
         let report = tally.finish("embedded", totals(), Duration::ZERO);
         let series = report.get(KeyType::Series);
         assert_eq!((series.keys, series.bytes, series.measured), (1, 2_100, 1));
@@ -317,28 +304,13 @@ mod tests {
         let mut tally = Tally::new(&keys);
         for (symbol, secs) in [("A", 10), ("B", 20), ("C", 60)] {
             let key = format!("iftb:v2:ticker:{{{symbol}}}");
-            tally.add_measured(key.as_bytes(), Some(64), Some(Duration::from_secs(secs)));
+            tally.add_measured(key.as_bytes(), 64, Some(Duration::from_secs(secs)));
         }
-        tally.add_measured(b"iftb:v2:ticker:{D}", Some(64), None);
+        tally.add_measured(b"iftb:v2:ticker:{D}", 64, None);
         let report = tally.finish("redis", totals(), Duration::ZERO);
         let tickers = report.get(KeyType::Ticker);
         assert_eq!(tickers.avg_ttl, Some(Duration::from_secs(30)));
         assert_eq!((tickers.keys, tickers.no_ttl, tickers.bytes), (4, 1, 256));
-    }
-
-    #[test]
-    fn bytes_of_some_keys_are_scaled_up_to_all_of_them() {
-        let keys = Keys::new("iftb");
-        let mut tally = Tally::new(&keys);
-        tally.add_measured(b"iftb:v2:funding:{A}", Some(100), None);
-        tally.add_measured(b"iftb:v2:funding:{B}", None, None);
-        tally.add_measured(b"iftb:v2:funding:{C}", Some(200), None);
-        tally.add_measured(b"iftb:v2:fear_greed", None, None);
-        let report = tally.finish("redis", totals(), Duration::ZERO);
-        let funding = report.get(KeyType::Funding);
-        assert_eq!((funding.keys, funding.measured, funding.bytes), (3, 2, 450));
-        let fg = report.get(KeyType::FearGreed);
-        assert_eq!((fg.keys, fg.measured, fg.bytes), (1, 0, 0));
     }
 
     #[test]
@@ -347,7 +319,7 @@ mod tests {
         let mut tally = Tally::new(&keys);
         tally.add_measured(
             b"iftb:v2:llm:{t}:ab",
-            Some(10),
+            10,
             Some(Duration::from_millis(1_500)),
         );
         let report = tally.finish("redis", totals(), Duration::from_micros(2_500));

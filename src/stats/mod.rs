@@ -97,8 +97,7 @@ pub struct CacheStats {
 impl CacheStats {
     /// Hits over reads, or `None` before the first read.
     pub fn hit_rate(&self) -> Option<f64> {
-        let reads = self.hits + self.misses;
-        (reads > 0).then(|| self.hits as f64 / reads as f64)
+        hit_rate(self.hits, self.misses)
     }
 
     /// The counters of `op`; `None` before its first call.
@@ -144,9 +143,14 @@ impl OpStats {
 
     /// Hits over keys read, or `None` for a call that reads none.
     pub fn hit_rate(&self) -> Option<f64> {
-        let reads = self.hits + self.misses;
-        (reads > 0).then(|| self.hits as f64 / reads as f64)
+        hit_rate(self.hits, self.misses)
     }
+}
+
+/// Hits over reads, or `None` before the first read.
+fn hit_rate(hits: u64, misses: u64) -> Option<f64> {
+    let reads = hits + misses;
+    (reads > 0).then(|| hits as f64 / reads as f64)
 }
 
 /// Latency percentiles of one operation, from an HDR histogram (to 1%, up to
